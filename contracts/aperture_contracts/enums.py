@@ -1,0 +1,77 @@
+"""States and kinds shared by the coordinator, the workers and the clients."""
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """A processing stage; each has its own worker service and work queue."""
+
+    INGEST = "ingest"
+    CALIBRATION = "calibration"
+    FINDCONT = "findcont"
+    IMAGING = "imaging"
+    PREVIEWS = "previews"
+    FOOTPRINT = "footprint"
+    EXPORT = "export"
+
+
+class ImagingKind(StrEnum):
+    """What an imaging-stage job makes (continuum subtraction runs in the imaging service)."""
+
+    CONTSUB = "contsub"  # uv-plane continuum subtraction of one target
+    MFS = "mfs"  # continuum image of one spw
+    CONT = "cont"  # aggregate continuum over all spws of a target
+    CUBE = "cube"  # line cube of one spw
+
+
+class JobState(StrEnum):
+    """A job's life. Terminal: succeeded, failed, cancelled, superseded."""
+
+    PLANNED = "planned"  # inputs not ready yet
+    WAITING_FOR_SERVICE = "waiting_for_service"  # inputs ready, but the stage's service is not deployed
+    RETRY_WAIT = "retry_wait"  # a transient failure; re-dispatched with a new attempt after a backoff
+    DISPATCHED = "dispatched"  # a job message is in the outbox or on the queue
+    RUNNING = "running"  # a worker has started it
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # replaced by a re-run of the MOUS
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_JOB_STATES
+
+
+TERMINAL_JOB_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.SUPERSEDED}
+)
+
+
+class MousState(StrEnum):
+    """An MOUS's state, derived from its jobs'."""
+
+    RECEIVED = "received"  # submitted; its ingest job is planned or dispatched
+    INGESTING = "ingesting"
+    PROCESSING = "processing"  # jobs after ingest are queued or running
+    WAITING_FOR_SERVICE = "waiting_for_service"  # all it can do is done; the rest needs stages not deployed
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ErrorClass(StrEnum):
+    """Why a job failed. The coordinator's retry policy is keyed on it."""
+
+    BAD_INPUT = "bad_input"  # the data cannot be processed as given (not an MS, no DATA column, ...)
+    STORAGE = "storage"  # object storage unreachable or an object missing
+    INTEGRITY = "integrity"  # a checksum mismatch on read
+    TIMEOUT = "timeout"  # CASA ran past its time limit
+    OUT_OF_MEMORY = "out_of_memory"  # CASA went past its memory limit
+    CASA_CRASH = "casa_crash"  # the CASA process died (signal, core dump)
+    POISON = "poison"  # a message that cannot be decoded or keeps killing workers
+    CANCELLED = "cancelled"
+    INTERNAL = "internal"  # a bug in Aperture
+
+
+# The classes worth another attempt; the rest fail the job at once.
+TRANSIENT_ERROR_CLASSES = frozenset({ErrorClass.STORAGE, ErrorClass.TIMEOUT, ErrorClass.CASA_CRASH})

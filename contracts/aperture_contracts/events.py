@@ -1,0 +1,86 @@
+"""Completion events: what a worker tells the coordinator about a job attempt."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aperture_contracts.enums import ErrorClass, Stage
+from aperture_contracts.ids import JobId, MousId
+from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.qa import QAScore
+from aperture_contracts.storage import ObjectRef
+from aperture_contracts.version import SchemaVersion
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: SchemaVersion = "1.0"
+    mous_id: MousId
+    job_id: JobId
+    attempt: int = Field(ge=1)
+    stage: Stage
+    worker: str = Field(description="host and pid of the worker", examples=["ingest-7f9c:4121"])
+    at: datetime
+
+
+class JobStarted(EventEnvelope):
+    """A worker took the job. `delivery` counts redeliveries of the same attempt (after a worker died)."""
+
+    event_type: Literal["job.started"] = "job.started"
+    redelivered: bool = False
+
+
+class CasaCall(BaseModel):
+    """One CASA task or tool call with its full parameters, so a person can re-run it by hand."""
+
+    task: str = Field(examples=["applycal"])
+    parameters: dict[str, object]
+    started_at: datetime
+    duration_s: float
+
+
+class IngestResult(BaseModel):
+    result_type: Literal["ingest"] = "ingest"
+    metadata: MousMetadata
+    measurement_sets: list[ObjectRef] = Field(description="one archive object per (restored) MS")
+    report: ObjectRef = Field(description="the ingest report (JSON), a product of the MOUS")
+    restored_tables: list[str] = Field(default_factory=list)
+
+
+StageResult = Annotated[IngestResult, Field(discriminator="result_type")]
+
+
+class JobSucceeded(EventEnvelope):
+    event_type: Literal["job.succeeded"] = "job.succeeded"
+    duration_s: float
+    outputs: list[ObjectRef]
+    result: StageResult
+    qa: list[QAScore] = Field(default_factory=list)
+    casa_calls: list[CasaCall] = Field(default_factory=list)
+    log: ObjectRef | None = Field(None, description="the job's captured CASA log")
+
+
+class JobFailed(EventEnvelope):
+    event_type: Literal["job.failed"] = "job.failed"
+    duration_s: float
+    error_class: ErrorClass
+    message: str = Field(description="what is wrong and what to do, for a person")
+    detail: str = Field("", description="technical detail: the exception, the tail of the CASA log")
+    log: ObjectRef | None = None
+
+
+JobEvent = Annotated[JobStarted | JobSucceeded | JobFailed, Field(discriminator="event_type")]
+
+
+class CancelJobs(BaseModel):
+    """Broadcast to every worker: stop these jobs if you are running them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: SchemaVersion = "1.0"
+    message_type: Literal["control.cancel"] = "control.cancel"
+    mous_id: MousId
+    job_ids: list[JobId]
+    reason: str

@@ -1,0 +1,42 @@
+"""Job messages: what the coordinator asks a worker to do.
+
+A job message names what to read and where to write; workers never touch the database.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aperture_contracts.enums import Stage
+from aperture_contracts.ids import JobId, MousId
+from aperture_contracts.storage import ObjectRef
+from aperture_contracts.version import SchemaVersion
+
+
+class JobEnvelope(BaseModel):
+    """Fields every job message carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: SchemaVersion = "1.0"
+    mous_id: MousId
+    job_id: JobId
+    attempt: int = Field(ge=1, description="1 for the first dispatch; each retry adds one")
+    stage: Stage
+    output_prefix: str = Field(description="the only key prefix the job may write under")
+    time_limit_s: float = Field(gt=0, description="wall-clock limit for the job's CASA work")
+    created_at: datetime
+
+
+class IngestJob(JobEnvelope):
+    """Check, describe and (when it carries calibration tables) restore an MS package."""
+
+    message_type: Literal["ingest.job"] = "ingest.job"
+    stage: Literal[Stage.INGEST] = Stage.INGEST
+    package: ObjectRef
+    package_name: str = Field(description="the name it was submitted under", examples=["X2dd.ms.tar.gz"])
+
+
+# Stages that are not built yet have no message type; they add theirs here.
+JobMessage = Annotated[IngestJob, Field(discriminator="message_type")]

@@ -1,0 +1,16 @@
+"""References to objects in S3 storage, as carried by messages."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aperture_contracts.ids import Sha256
+
+
+class ObjectRef(BaseModel):
+    """An object in storage with the SHA-256 its writer computed; readers verify it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(min_length=1, examples=["mous/uid___A001_X2fa_X2dd/input/package.tar"])
+    sha256: Sha256
+    size: int = Field(ge=0, description="bytes")
+    content_type: str = "application/octet-stream"

@@ -1,0 +1,64 @@
+"""Settings from the environment (prefix APERTURE_). Build one object per process at start-up and pass it on."""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What every service reads: where the broker and the object store are, and how to log."""
+
+    model_config = SettingsConfigDict(env_prefix="APERTURE_", env_file=None, extra="ignore")
+
+    service_name: str = "aperture"
+    amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"))
+    s3_endpoint: str = Field("127.0.0.1:7480", description="host:port of the S3 server")
+    s3_access_key: SecretStr = SecretStr("aperture")
+    s3_secret_key: SecretStr = SecretStr("aperture-dev-secret")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "aperture"
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Where the health and metrics endpoints listen (0 = pick a free port, handy in tests).
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    # Development defaults are refused when this is set (deployment): secrets must come from outside.
+    production: bool = False
+
+    def check_secrets(self) -> None:
+        """Fail fast when a deployment runs with the development credentials."""
+        if not self.production:
+            return
+        defaults = {
+            "APERTURE_S3_SECRET_KEY": self.s3_secret_key.get_secret_value() == "aperture-dev-secret",
+            "APERTURE_AMQP_URL": "guest:guest@" in self.amqp_url.get_secret_value(),
+        }
+        unset = [name for name, is_default in defaults.items() if is_default]
+        if unset:
+            raise SystemExit(f"production mode needs real secrets; set {', '.join(unset)}")
+
+
+class CasaSettings(BaseSettings):
+    """How CASA runs for a worker: limits and where its per-job scratch directories live."""
+
+    model_config = SettingsConfigDict(env_prefix="APERTURE_CASA_", extra="ignore")
+
+    time_limit_s: float = Field(3600.0, gt=0, description="default wall-clock limit of one job's CASA work")
+    memory_limit_mb: int = Field(8192, gt=0, description="resident memory of the CASA process tree")
+    scratch_root: Path = Path("/tmp/aperture-scratch")
+    # A writable copy of the casadata tree is made here once, so that CASA can be told its leap second
+    # table is current without touching the installed package (see CASA-NOTES).
+    data_cache: Path = Path("/tmp/aperture-casadata")
+
+
+class WorkerSettings(CommonSettings):
+    """A stage worker: one job at a time per process; run more processes for more throughput."""
+
+    prefetch: int = Field(1, ge=1)
+    # RabbitMQ closes a channel whose delivery stays unacknowledged past its consumer timeout. Jobs are
+    # acknowledged only when done, so the queues ask for a timeout longer than any job may run
+    # (x-consumer-timeout, RabbitMQ >= 3.12); on 3.10/3.11 the broker's global consumer_timeout must be
+    # set as large (the local stack and the deployment configs do so).
+    consumer_timeout_s: int = Field(6 * 3600, gt=0)
