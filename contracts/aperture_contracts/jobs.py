@@ -24,7 +24,15 @@ class JobEnvelope(BaseModel):
     job_id: JobId
     attempt: int = Field(ge=1, description="1 for the first dispatch; each retry adds one")
     stage: Stage
-    output_prefix: str = Field(description="the only key prefix the job may write under")
+    output_prefix: str = Field(
+        description="where the job writes its intermediate outputs; deterministic per job, so a re-run "
+        "overwrites rather than duplicates",
+        examples=["mous/uid___A001_X2fa_X2dd/work/r1.ingest/"],
+    )
+    products_prefix: str = Field(
+        description="where the job writes products of the MOUS (what is exported and downloadable)",
+        examples=["mous/uid___A001_X2fa_X2dd/products/"],
+    )
     time_limit_s: float = Field(gt=0, description="wall-clock limit for the job's CASA work")
     created_at: datetime
 

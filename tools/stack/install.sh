@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the local stack runs on, only those that are missing.
+#
+# A machine that has them all returns at once (dpkg-query, no apt-get update), so up.sh can call this
+# every time. A fresh Debian 12 machine gets them with --no-install-recommends: the recommends of the
+# Ceph packages pull in hundreds of MB that a one-node RADOS gateway does not use.
+set -euo pipefail
+
+STACK_COMPONENT=install
+# shellcheck source=tools/stack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Package -> a command it provides (checked too, so a half-removed package is not taken as present).
+declare -A COMMAND_OF_PACKAGE=(
+    [rabbitmq-server]=rabbitmq-server
+    [radosgw]=radosgw
+    [ceph-mon]=ceph-mon
+    [ceph-osd]=ceph-osd
+    [ceph-common]=ceph
+    [postgresql]=pg_ctlcluster
+)
+PACKAGES=(rabbitmq-server radosgw ceph-mon ceph-osd ceph-common postgresql)
+
+package_is_installed() {
+    local package="$1"
+    [[ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" == "install ok installed" ]] &&
+        PATH="$PATH:/usr/sbin:/sbin" command -v "${COMMAND_OF_PACKAGE[$package]}" >/dev/null 2>&1
+}
+
+main() {
+    command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: the stack scripts need Debian or Ubuntu"
+
+    local missing=() package
+    for package in "${PACKAGES[@]}"; do
+        package_is_installed "$package" || missing+=("$package")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "all packages present (${PACKAGES[*]})"
+        return 0
+    fi
+
+    log "installing: ${missing[*]}"
+    local started=$SECONDS
+    export DEBIAN_FRONTEND=noninteractive
+    # Debian's invoke-rc.d would try to start the services on install; with no init system it only
+    # complains, and the stack scripts start them bound to 127.0.0.1 anyway.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+    for package in "${missing[@]}"; do
+        package_is_installed "$package" || die "package $package is still missing after apt-get install"
+    done
+    log "installed ${missing[*]} in $((SECONDS - started))s"
+}
+
+main "$@"
