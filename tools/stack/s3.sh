@@ -86,19 +86,19 @@ run dir = $S3_DIR/run
 keyring = $S3_DIR/keyring
 EOF
         cat <<'EOF'
-log file = RUNDIR/../log/$name.log
-pid file = RUNDIR/$name.pid
+log file = S3DIR/log/$name.log
+pid file = S3DIR/run/$name.pid
 
 [mon]
-mon data = RUNDIR/../mon/$cluster-$id
+mon data = S3DIR/mon/$cluster-$id
 # Small development disks would otherwise put the monitor into a warning or a read-only state.
 mon data avail warn = 1
 mon data avail crit = 0
 
 [osd]
-osd data = RUNDIR/../osd/$cluster-$id
+osd data = S3DIR/osd/$cluster-$id
 osd objectstore = bluestore
-bluestore block path = RUNDIR/../osd/$cluster-$id.block
+bluestore block path = S3DIR/osd/$cluster-$id.block
 bluestore block create = true
 bluestore block size = BLOCKSIZE
 # Modest memory: the defaults size the caches for a dedicated storage host.
@@ -108,11 +108,11 @@ bluestore cache size = 268435456
 bluestore fsck on mount = false
 
 [client.rgw.a]
-rgw data = RUNDIR/../rgw
+rgw data = S3DIR/rgw
 rgw frontends = beast endpoint=127.0.0.1:RGWPORT
 rgw dns name = 127.0.0.1
 EOF
-    } | sed -e "s|RUNDIR|$S3_DIR/run|g" -e "s|BLOCKSIZE|$BLOCK_SIZE_BYTES|g" -e "s|RGWPORT|$RGW_PORT|g" >"$CONF"
+    } | sed -e "s|S3DIR|$S3_DIR|g" -e "s|BLOCKSIZE|$BLOCK_SIZE_BYTES|g" -e "s|RGWPORT|$RGW_PORT|g" >"$CONF"
 }
 
 mon_answers() {
@@ -124,7 +124,7 @@ osd_is_up() {
 }
 
 start_mon() {
-    ceph-mon -i a || return 1
+    ceph-mon -i a >>"$S3_DIR/log/daemon-start.log" 2>&1 || return 1
     if ! wait_until "$MON_TIMEOUT_S" mon_answers; then
         log "the monitor did not answer within ${MON_TIMEOUT_S}s"
         return 1
@@ -138,7 +138,7 @@ start_osd() {
     id="$(cat "$OSD_ID_FILE" 2>/dev/null)" || return 1
     for ((attempt = 1; attempt <= OSD_START_ATTEMPTS; attempt++)); do
         if ! pid_of "osd.$id" >/dev/null; then
-            ceph-osd -i "$id" || log "ceph-osd -i $id exited with an error (attempt $attempt)"
+            ceph-osd -i "$id" >>"$S3_DIR/log/daemon-start.log" 2>&1 || log "ceph-osd -i $id exited with an error (attempt $attempt)"
         fi
         local deadline=$((SECONDS + OSD_UP_TIMEOUT_S))
         while ((SECONDS < deadline)); do
@@ -156,7 +156,7 @@ rgw_answers() {
 }
 
 start_rgw() {
-    radosgw -n "$RGW_NAME" || return 1
+    radosgw -n "$RGW_NAME" >>"$S3_DIR/log/daemon-start.log" 2>&1 || return 1
     # At its first start the gateway creates its pools, which takes a few seconds before it listens.
     local deadline=$((SECONDS + RGW_TIMEOUT_S))
     until rgw_answers; do
@@ -233,6 +233,7 @@ create_cluster() {
     osd_id="$(ceph_cli osd new "$osd_uuid")" || return 1
     [[ "$osd_id" =~ ^[0-9]+$ ]] || { log "unexpected answer from 'ceph osd new': $osd_id"; return 1; }
     printf '%s\n' "$osd_id" >"$OSD_ID_FILE"
+    mkdir -p "$S3_DIR/osd/ceph-$osd_id" || return 1
     ceph-osd -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" >>"$S3_DIR/log/osd-mkfs.log" 2>&1 || return 1
     start_osd || return 1
     start_rgw || return 1

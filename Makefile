@@ -1,0 +1,63 @@
+# Aperture's task runner. `make demo` runs a demonstration MOUS through the system; `make test` the suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+UV_DIR := $(ROOT)/var/tools/uv
+UV := $(shell command -v uv 2>/dev/null || echo $(UV_DIR)/bin/uv)
+STACK := $(ROOT)/tools/stack
+DEMO_DIR := $(ROOT)/var/demo
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "installing uv (the Python package manager) into $(UV_DIR)"
+	python3 -m pip install --quiet --target $(UV_DIR) uv || \
+	  python3 -m pip install --quiet --break-system-packages --target $(UV_DIR) uv
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
+	$(UV) sync --frozen
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## Create .venv with every package and the `aperture` CLI
+
+.PHONY: infra
+infra: ## Install (if missing) and start RabbitMQ, the S3 server and PostgreSQL on 127.0.0.1
+	$(STACK)/up.sh --with-postgres
+
+.PHONY: up
+up: venv ## Start the whole local stack: servers, the coordinator/API (127.0.0.1:8000) and the workers
+	$(STACK)/up.sh $(if $(WITH_POSTGRES),--with-postgres,)
+	$(STACK)/services.sh start
+
+.PHONY: down
+down: ## Stop everything `make up` started (servers that were already running are left alone)
+	-$(STACK)/services.sh stop
+	$(STACK)/down.sh
+
+.PHONY: demo
+demo: venv ## The main job: generate a test MOUS, run it through the stack, print what happened
+	$(ROOT)/tools/demo.sh
+
+.PHONY: test
+test: venv ## The whole suite, with real RabbitMQ, S3, PostgreSQL and CASA
+	$(ROOT)/tools/run-tests.sh
+
+.PHONY: test-fast
+test-fast: venv ## Tests that need no server and no CASA
+	$(BIN)/pytest -m "not integration and not casa"
+
+.PHONY: contracts
+contracts: venv ## Regenerate the JSON Schemas and the AsyncAPI document from the models
+	$(BIN)/python -m aperture_contracts.generate
+
+.PHONY: lint
+lint: venv ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy contracts/aperture_contracts shared/aperture_shared services cli tools/testdata

@@ -1,0 +1,95 @@
+"""The coordinator's settings (environment variables with the prefix APERTURE_)."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from aperture_contracts.enums import Stage
+from aperture_coordinator.job_messages import STAGES_WITH_MESSAGES
+from aperture_shared.settings import CommonSettings
+
+# Points between a database commit and a broker publish where the relay can kill its own process, so
+# that end-to-end tests can prove that neither order of failure loses or duplicates work.
+FaultInjection = Literal["crash_after_commit_before_publish", "crash_after_publish_before_commit"]
+
+DEFAULT_STAGE_TIME_LIMITS_S: dict[Stage, float] = {
+    Stage.INGEST: 3600.0,
+    Stage.CALIBRATION: 4 * 3600.0,
+    Stage.FINDCONT: 3600.0,
+    Stage.IMAGING: 12 * 3600.0,
+    Stage.PREVIEWS: 1800.0,
+    Stage.FOOTPRINT: 1800.0,
+    Stage.EXPORT: 3600.0,
+}
+
+
+class CoordinatorSettings(CommonSettings):
+    """What the coordinator reads at start-up. Every value has a development default."""
+
+    service_name: str = "coordinator"
+    database_url: str = Field(
+        "sqlite:///var/aperture.db",
+        description="SQLAlchemy URL: sqlite:///path (embedded) or postgresql+psycopg://user:pw@host/db",
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    # Stages whose worker service is deployed. Jobs of other stages wait in WAITING_FOR_SERVICE, and are
+    # dispatched by the reconcile loop once the coordinator runs with their stage enabled.
+    # From the environment: a comma-separated list (APERTURE_ENABLED_STAGES=ingest,calibration).
+    enabled_stages: Annotated[list[Stage], NoDecode] = Field(default_factory=lambda: [Stage.INGEST])
+    max_attempts: int = Field(3, ge=1, description="attempts of a job before a transient failure is final")
+    retry_backoff_base_s: float = Field(5.0, ge=0, description="delay before attempt 2; doubled per attempt")
+    retry_backoff_cap_s: float = Field(600.0, ge=0, description="longest delay between attempts")
+    retry_jitter_fraction: float = Field(
+        0.2, ge=0, le=1, description="delays are spread by up to this fraction so retries do not stampede"
+    )
+    stage_time_limits_s: dict[Stage, float] = Field(
+        default_factory=lambda: dict(DEFAULT_STAGE_TIME_LIMITS_S),
+        description="wall-clock limit of one job's CASA work, per stage (JSON in the environment)",
+    )
+    # A running job that reports nothing for its time limit plus this grace is taken as lost (its
+    # worker died and the broker gave up on the message) and fails its attempt as a timeout.
+    lost_job_grace_s: float = Field(600.0, ge=0)
+    reconcile_interval_s: float = Field(5.0, gt=0, description="period of the reconcile loop")
+    relay_interval_s: float = Field(
+        2.0, gt=0, description="the outbox relay looks for unpublished rows at least this often"
+    )
+    relay_batch_size: int = Field(200, ge=1)
+    events_prefetch: int = Field(16, ge=1, description="completion events handled concurrently")
+    download_link_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    upload_dir: Path | None = Field(
+        None, description="where uploads are spooled before they go to the object store (default: TMPDIR)"
+    )
+    fault_injection: FaultInjection | None = Field(
+        None, description="for tests only: the relay kills its own process once at this point"
+    )
+
+    @field_validator("enabled_stages", mode="before")
+    @classmethod
+    def _split_stage_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_stages(self) -> "CoordinatorSettings":
+        without_messages = [stage.value for stage in self.enabled_stages if stage not in STAGES_WITH_MESSAGES]
+        if without_messages:
+            raise ValueError(
+                f"enabled_stages names {', '.join(without_messages)}, which has no job message type yet; "
+                f"enable only {', '.join(sorted(s.value for s in STAGES_WITH_MESSAGES))}"
+            )
+        not_positive = [stage.value for stage, limit in self.stage_time_limits_s.items() if limit <= 0]
+        if not_positive:
+            raise ValueError(f"stage_time_limits_s must be positive; fix {', '.join(not_positive)}")
+        # A partial mapping from the environment overrides the defaults of the stages it names only.
+        self.stage_time_limits_s = {**DEFAULT_STAGE_TIME_LIMITS_S, **self.stage_time_limits_s}
+        return self
+
+    def time_limit_s(self, stage: Stage) -> float:
+        return self.stage_time_limits_s[stage]
+
+    def stage_enabled(self, stage: Stage) -> bool:
+        return stage in self.enabled_stages

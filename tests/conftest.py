@@ -1,0 +1,55 @@
+"""Fixtures for tests that use real servers. Locally a missing server skips its tests; under CI=true it
+fails them, so that a broken install can never pass as a green run."""
+
+import os
+import socket
+import uuid
+
+import pytest
+
+from aperture_shared.settings import CommonSettings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(available: bool, what: str) -> None:
+    """Skip (locally) or fail (in CI) when a server or tool the test needs is missing."""
+    if available:
+        return
+    message = f"{what} is not available; `make infra` starts the local servers"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: a missing dependency is a failure)")
+    pytest.skip(message)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    url = os.environ.get("APERTURE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    require(port_open("127.0.0.1", 5672), "RabbitMQ on 127.0.0.1:5672")
+    return url
+
+
+@pytest.fixture(scope="session")
+def s3_available() -> None:
+    require(port_open("127.0.0.1", 7480), "the S3 server (Ceph RADOS gateway) on 127.0.0.1:7480")
+
+
+@pytest.fixture
+def storage_settings(s3_available) -> CommonSettings:
+    """Settings pointing at a fresh bucket of the real S3 server."""
+    return CommonSettings(s3_bucket=f"test-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get(
+        "APERTURE_TEST_POSTGRES_URL", "postgresql+psycopg://aperture:aperture@127.0.0.1:5432/aperture_test"
+    )
+    require(port_open("127.0.0.1", 5432), "PostgreSQL on 127.0.0.1:5432")
+    return url

@@ -1,0 +1,33 @@
+"""CASA steps for the runner's tests; the child process imports them by name (tests/ is put on PYTHONPATH)."""
+
+import os
+import signal
+import time
+
+from aperture_shared.errors import BadInput
+
+
+def version(arguments: dict, calls) -> dict:
+    import casatools
+
+    return {"casatools": casatools.version_string(), "echo": arguments}
+
+
+def sleep(arguments: dict, calls) -> None:
+    (__import__("pathlib").Path(arguments["pid_file"])).write_text(str(os.getpid()))
+    time.sleep(arguments["seconds"])
+
+
+def allocate(arguments: dict, calls) -> None:
+    block = bytearray(arguments["mb"] * 1024 * 1024)
+    for i in range(0, len(block), 4096):  # touch every page so it is resident
+        block[i] = 1
+    time.sleep(30)
+
+
+def crash(arguments: dict, calls) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def refuse(arguments: dict, calls) -> None:
+    raise BadInput("this is not a Measurement Set: give the path of an MS directory")
