@@ -53,3 +53,27 @@ def postgres_url() -> str:
     )
     require(port_open("127.0.0.1", 5432), "PostgreSQL on 127.0.0.1:5432")
     return url
+
+
+@pytest.fixture
+def amqp_vhost_url(amqp_url) -> str:
+    """A fresh RabbitMQ virtual host for one test: the real broker, with no queue shared with others."""
+    import urllib3
+
+    require(port_open("127.0.0.1", 15672), "the RabbitMQ management API on 127.0.0.1:15672")
+    vhost = f"aperture-test-{uuid.uuid4().hex[:10]}"
+    headers = urllib3.make_headers(basic_auth="guest:guest")
+    headers["content-type"] = "application/json"
+    api = "http://127.0.0.1:15672/api"
+    assert urllib3.request("PUT", f"{api}/vhosts/{vhost}", headers=headers).status in (201, 204)
+    urllib3.request(
+        "PUT", f"{api}/permissions/{vhost}/guest", headers=headers,
+        body=b'{"configure": ".*", "write": ".*", "read": ".*"}',
+    )
+    yield f"{url_without_vhost(amqp_url)}/{vhost}"
+    urllib3.request("DELETE", f"{api}/vhosts/{vhost}", headers=headers)
+
+
+def url_without_vhost(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -92,7 +92,10 @@ def pack_directory(directory: Path, archive: Path, on_member: MemberCallback | N
             for source, name in package_roots(directory):
                 tar.add(source, arcname=name, recursive=True, filter=record)
     except OSError as error:
-        raise PackagingError(f"could not pack {directory} into {archive}: {error}") from error
+        raise PackagingError(
+            f"could not pack {directory} into {archive}: {error} (the temporary tar needs about as much "
+            "free space as the MS: choose its place with --scratch-dir or $TMPDIR)"
+        ) from error
 
 
 @contextmanager
@@ -129,7 +132,11 @@ def prepare_upload(
             f"{path} is a file but not an archive this client knows ({', '.join(ARCHIVE_CONTENT_TYPES)}): "
             "give a Measurement Set directory, or a tar archive of it"
         )
-    if not tarfile.is_tarfile(path):
+    try:
+        readable_tar = tarfile.is_tarfile(path)
+    except OSError as error:
+        raise PackagingError(f"cannot read {path}: {error}") from error
+    if not readable_tar:
         raise PackagingError(f"{path} is named like a {suffix} archive but is not one (or is damaged)")
     yield UploadPackage(
         archive=path,

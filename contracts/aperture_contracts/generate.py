@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from aperture_contracts import api, events, jobs, packaging, topology
+from aperture_contracts import api, events, jobs, packaging, reports, topology
 from aperture_contracts.enums import Stage
 from aperture_contracts.version import SCHEMA_VERSION
 
@@ -30,6 +30,7 @@ MESSAGE_MODELS: dict[str, type[BaseModel]] = {
 }
 DOCUMENT_MODELS: dict[str, type[BaseModel]] = {
     "RestoreManifest": packaging.RestoreManifest,
+    "IngestReport": reports.IngestReport,
     "SubmitFromStorage": api.SubmitFromStorage,
     "MousSummary": api.MousSummary,
     "MousDetail": api.MousDetail,

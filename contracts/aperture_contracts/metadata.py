@@ -39,6 +39,11 @@ class AntennaInfo(BaseModel):
     diameter_m: float
 
 
+class RepresentativeSpw(BaseModel):
+    spw_id: int
+    source: str = Field(description="where the choice came from: 'data' or the rule used")
+
+
 class MeasurementSetInfo(BaseModel):
     """One Measurement Set of the MOUS."""
 
@@ -58,11 +63,11 @@ class MeasurementSetInfo(BaseModel):
     flagged_fraction: float = Field(ge=0.0, le=1.0)
     data_columns: list[str] = Field(examples=[["DATA", "MODEL_DATA", "CORRECTED_DATA"]])
     has_calibrator_intents: bool
-
-
-class RepresentativeSpw(BaseModel):
-    spw_id: int
-    source: str = Field(description="where the choice came from: 'data' or the rule used")
+    recorded_representative_spw: RepresentativeSpw | None = Field(
+        None,
+        description="the representative spw as this MS records it (ALMA: the SB's science goal in "
+        "ASDM_SBSUMMARY); None when it records none",
+    )
 
 
 class MousMetadata(BaseModel):

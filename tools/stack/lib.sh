@@ -36,6 +36,22 @@ as_root() {
     fi
 }
 
+# Succeeds when as_root can run without asking for a password.
+can_be_root() {
+    [[ $EUID -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }
+}
+
+# Succeeds when PID is alive and runs the program COMMAND_NAME: a pid file left from before a reboot
+# may name a pid that now belongs to an unrelated process, which must never be signalled.
+pid_runs() {
+    local pid="$1" command_name="$2"
+    [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$command_name" ]] || return 1
+    # A killed daemon stays a zombie (same name) until its parent reaps it; it is not running.
+    local state
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 # Succeeds when something accepts TCP connections on 127.0.0.1:PORT (bash's /dev/tcp; no nc/curl needed).
 port_answers() {
     local port="$1"
@@ -113,7 +129,7 @@ terminate_pid() {
 print_logs() {
     local lines="${LOG_LINES:-60}" file
     for file in "$@"; do
-        [[ -f "$file" ]] || continue
+        [[ -s "$file" ]] || continue
         printf '\n----- last %s lines of %s -----\n' "$lines" "$file" >&2
         tail -n "$lines" "$file" >&2 || true
     done

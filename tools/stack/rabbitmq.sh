@@ -82,13 +82,15 @@ write_configuration() {
 
 server_pid() {
     local pid
+    can_be_root || return 1
     pid="$(as_root cat "$PID_FILE" 2>/dev/null || true)"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+    pid_runs "$pid" beam.smp && printf '%s\n' "$pid"
 }
 
 # Warns when a reused broker has another consumer timeout: long jobs would then be redelivered.
 check_consumer_timeout() {
     local value
+    can_be_root || return 0
     value="$(as_root timeout 20 rabbitmqctl -q eval 'application:get_env(rabbit, consumer_timeout).' 2>/dev/null || true)"
     if [[ "$value" != "{ok,$CONSUMER_TIMEOUT_MS}" ]]; then
         log "WARNING: this broker's consumer_timeout is '${value:-unknown}', not {ok,$CONSUMER_TIMEOUT_MS}:" \

@@ -47,10 +47,16 @@ s3_logs() {
     print_logs "$S3_DIR"/log/*.log
 }
 
+# The pid of a daemon of this folder (by its pid file), when it is still that daemon.
 pid_of() {
-    local name="$1" pid
+    local name="$1" pid program
+    case "$name" in
+        mon.*) program=ceph-mon ;;
+        osd.*) program=ceph-osd ;;
+        *) program=radosgw ;;
+    esac
     pid="$(cat "$S3_DIR/run/$name.pid" 2>/dev/null || true)"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+    pid_runs "$pid" "$program" && printf '%s\n' "$pid"
 }
 
 osd_name() {
@@ -81,12 +87,15 @@ osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 mon allow pool size one = true
 mon warn on pool no redundancy = false
+mon warn on msgr2 not enabled = false
 osd crush chooseleaf type = 0
 run dir = $S3_DIR/run
 keyring = $S3_DIR/keyring
 EOF
         cat <<'EOF'
 log file = S3DIR/log/$name.log
+# RocksDB logs all its options at every start at the default level (about 1 MB per OSD start).
+debug rocksdb = 1/5
 pid file = S3DIR/run/$name.pid
 
 [mon]
@@ -106,6 +115,10 @@ osd memory target = 1073741824
 bluestore cache autotune = false
 bluestore cache size = 268435456
 bluestore fsck on mount = false
+# At start an OSD asks the monitor to set its device class and CRUSH location; that request sometimes
+# fails with "wrong fsid" and the OSD exits. The location is set once, when the cluster is created.
+osd class update on start = false
+osd crush update on start = false
 
 [client.rgw.a]
 rgw data = S3DIR/rgw
@@ -233,6 +246,8 @@ create_cluster() {
     osd_id="$(ceph_cli osd new "$osd_uuid")" || return 1
     [[ "$osd_id" =~ ^[0-9]+$ ]] || { log "unexpected answer from 'ceph osd new': $osd_id"; return 1; }
     printf '%s\n' "$osd_id" >"$OSD_ID_FILE"
+    # Weight in TiB, as Ceph counts it (20 GiB); the only OSD under the default root holds every PG.
+    ceph_cli osd crush add "osd.$osd_id" 0.02 root=default >/dev/null 2>&1 || return 1
     mkdir -p "$S3_DIR/osd/ceph-$osd_id" || return 1
     ceph-osd -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" >>"$S3_DIR/log/osd-mkfs.log" 2>&1 || return 1
     start_osd || return 1
@@ -243,22 +258,42 @@ create_cluster() {
 
 start_existing_cluster() {
     log "reusing the cluster in $S3_DIR"
+    # Rewritten with the cluster's own fsid so that a changed template applies to existing clusters too.
+    local fsid
+    fsid="$(awk '$1 == "fsid" {print $3}' "$CONF")"
+    [[ -n "$fsid" ]] || { log "no fsid in $CONF"; return 1; }
+    write_ceph_conf "$fsid" || return 1
     start_mon || return 1
     start_osd || return 1
     start_rgw || return 1
     ensure_s3_user || return 1
 }
 
+# The names of this folder's daemons that are not running (none: the cluster is whole).
+missing_daemons() {
+    local name
+    for name in mon.a "$( [[ -f "$OSD_ID_FILE" ]] && osd_name)" "$RGW_NAME"; do
+        [[ -n "$name" ]] && ! pid_of "$name" >/dev/null && printf '%s ' "$name"
+    done
+    return 0
+}
+
 do_start() {
     if rgw_answers; then
-        if has_marker s3; then
-            log "already running on http://127.0.0.1:$RGW_PORT (started by the stack)"
-            ensure_s3_user || die "could not make sure the S3 user exists"
-        else
+        if ! has_marker s3; then
             log "reusing the S3 server already answering on http://127.0.0.1:$RGW_PORT (not started by" \
                 "the stack; stop will leave it alone; it must know access key '$ACCESS_KEY')"
+            return 0
         fi
-        return 0
+        local missing
+        missing="$(missing_daemons)"
+        if [[ -z "$missing" ]]; then
+            log "already running on http://127.0.0.1:$RGW_PORT (started by the stack)"
+            ensure_s3_user || die "could not make sure the S3 user exists"
+            return 0
+        fi
+        # The gateway answers GET / even when the OSD is gone, but then every write hangs.
+        log "daemons of the stack's cluster are not running ($missing); restarting the cluster"
     fi
     remove_marker s3
     local command
@@ -311,6 +346,13 @@ do_status() {
     has_marker s3 && owner="started by the stack"
     if ! rgw_answers; then
         log "DOWN: no S3 server answers GET / on 127.0.0.1:$RGW_PORT"
+        return 1
+    fi
+    local missing
+    missing="$(missing_daemons)"
+    if has_marker s3 && [[ -n "$missing" ]]; then
+        log "UNHEALTHY: radosgw answers but daemons of the stack's cluster are not running ($missing);" \
+            "run tools/stack/s3.sh start"
         return 1
     fi
     for name in "$RGW_NAME" mon.a $([[ -f "$OSD_ID_FILE" ]] && osd_name); do

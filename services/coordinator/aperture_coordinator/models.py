@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,8 +23,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
-
-from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
 
 # Constraint names are part of the migrations: fix them so that both databases name them alike.
 NAMING_CONVENTION = {

@@ -3,12 +3,12 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
+from aperture_contracts.enums import Stage
+from aperture_shared.settings import CommonSettings
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from aperture_contracts.enums import Stage
 from aperture_coordinator.job_messages import STAGES_WITH_MESSAGES
-from aperture_shared.settings import CommonSettings
 
 # Points between a database commit and a broker publish where the relay can kill its own process, so
 # that end-to-end tests can prove that neither order of failure loses or duplicates work.

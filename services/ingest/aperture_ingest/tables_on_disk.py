@@ -6,24 +6,12 @@ wrong input actually is ("a FITS file", "a gzip-compressed file") rather than on
 open it.
 """
 
-import gzip
 import tarfile
 import zipfile
 from pathlib import Path
 
 TABLE_DESCRIPTION_FILE = "table.dat"
 TABLE_INFO_FILE = "table.info"
-
-# Sub-tables every Measurement Set has and that ingest reads (MS v2 definition, MS note 229).
-MS_SUBTABLES_READ = (
-    "ANTENNA",
-    "DATA_DESCRIPTION",
-    "FIELD",
-    "OBSERVATION",
-    "POLARIZATION",
-    "SPECTRAL_WINDOW",
-    "STATE",
-)
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -106,15 +94,6 @@ def is_zstd_file(path: Path) -> bool:
         with path.open("rb") as stream:
             return stream.read(4) == _ZSTD_MAGIC
     except OSError:
-        return False
-
-
-def is_gzip_file(path: Path) -> bool:
-    try:
-        with gzip.open(path) as stream:
-            stream.read(1)
-        return True
-    except (OSError, EOFError):
         return False
 
 

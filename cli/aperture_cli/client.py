@@ -1,0 +1,420 @@
+"""A small synchronous client for the coordinator's HTTP API (`/api/v1`), for the CLI and for notebooks.
+
+    from aperture_cli.client import ApertureClient
+    with ApertureClient("http://127.0.0.1:8000") as aperture:
+        submission = aperture.submit(Path("uid___A002_X1_X2.ms"))
+        detail = aperture.wait(submission.summary.mous_id)
+        aperture.download_products(detail.mous_id, Path("products"))
+
+Every body is parsed with the contracts' pydantic models, and every failure is an `ApertureClientError`
+with a message for a person (see aperture_cli.errors).
+"""
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from aperture_contracts.api import MousDetail, MousList, MousSummary, Problem, ProductView
+from aperture_contracts.enums import MousState
+from aperture_contracts.ids import canonical_mous_id, mous_key
+from pydantic import BaseModel, ValidationError
+
+from aperture_cli.downloads import matches_stored_object, product_destination, write_verified
+from aperture_cli.errors import (
+    ApertureClientError,
+    ApiConnectionError,
+    ApiError,
+    ApiUnreachable,
+    DownloadError,
+    UnexpectedResponse,
+    WaitTimeout,
+)
+from aperture_cli.packaging import MemberCallback, UploadPackage, prepare_upload
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+API_PREFIX = "/api/v1"
+# States after which nothing more happens without a person: the end states, and "waiting for service"
+# (all the deployed stages could do is done; the rest needs a stage that is not deployed).
+SETTLED_MOUS_STATES = frozenset(
+    {MousState.COMPLETED, MousState.FAILED, MousState.CANCELLED, MousState.WAITING_FOR_SERVICE}
+)
+# States in which the MOUS did not give what was asked of it.
+UNSUCCESSFUL_MOUS_STATES = frozenset({MousState.FAILED, MousState.CANCELLED})
+
+_DOWNLOAD_CHUNK = 1024 * 1024
+# While waiting, a coordinator restart (`make up` again, a redeploy) should not end the wait: this many
+# polls in a row may fail to connect before the wait gives up.
+_TOLERATED_UNREACHABLE_POLLS = 5
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+BytesCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Submission:
+    summary: MousSummary
+    # False when the coordinator already had this MOUS (HTTP 200) and made nothing new.
+    created: bool
+
+
+@dataclass(frozen=True)
+class DownloadedProduct:
+    name: str
+    path: Path
+    size: int
+    # True when a verified copy was already there and nothing was fetched.
+    already_present: bool
+
+
+class _LinkRefused(Exception):
+    """Storage refused a product link (typically expired: the links are time-limited)."""
+
+
+class _CountingReader:
+    """A read-only file wrapper that reports the bytes read, for an upload progress bar.
+
+    It keeps `fileno` so httpx can still tell the length (and send Content-Length, not chunks).
+    """
+
+    def __init__(self, stream: IO[bytes], on_bytes: BytesCallback) -> None:
+        self._stream = stream
+        self._on_bytes = on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._on_bytes(len(chunk))
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+class ApertureClient:
+    """The coordinator's API. Use it as a context manager, or call `close()` when done.
+
+    api_url: where the API is (no /api/v1 suffix). timeout_s: for ordinary calls; uploads and downloads
+    allow `transfer_timeout_s` between bytes, since the coordinator answers an upload only once it has
+    stored it. transport: for tests (httpx.MockTransport) or special networking.
+    """
+
+    def __init__(
+        self,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        timeout_s: float = 30.0,
+        transfer_timeout_s: float = 3600.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        if not self.api_url.startswith(("http://", "https://")):
+            raise ApertureClientError(
+                f"the API URL {api_url!r} must start with http:// or https:// (e.g. {DEFAULT_API_URL})"
+            )
+        self._transfer_timeout = httpx.Timeout(transfer_timeout_s, connect=10.0)
+        self._http = httpx.Client(
+            base_url=self.api_url + API_PREFIX,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # Submitting
+
+    def submit(
+        self,
+        path: Path,
+        *,
+        mous_uid: str | None = None,
+        rerun: bool = False,
+        scratch_dir: Path | None = None,
+        on_member: MemberCallback | None = None,
+        on_bytes: BytesCallback | None = None,
+    ) -> Submission:
+        """Upload an MS directory (packed into a temporary tar first) or an archive file."""
+        with prepare_upload(path, scratch_dir=scratch_dir, on_member=on_member) as package:
+            return self.upload_package(package, mous_uid=mous_uid, rerun=rerun, on_bytes=on_bytes)
+
+    def upload_package(
+        self,
+        package: UploadPackage,
+        *,
+        mous_uid: str | None = None,
+        rerun: bool = False,
+        on_bytes: BytesCallback | None = None,
+    ) -> Submission:
+        form: dict[str, str] = {"rerun": "true" if rerun else "false"}
+        if mous_uid is not None:
+            form["mous_uid"] = mous_uid
+        try:
+            archive = package.archive.open("rb")
+        except OSError as error:
+            raise ApertureClientError(f"cannot read {package.archive}: {error}") from error
+        with archive:
+            upload: IO[bytes] = archive
+            if on_bytes is not None:
+                upload = _CountingReader(archive, on_bytes)  # type: ignore[assignment]
+            try:
+                response = self._send(
+                    "POST",
+                    "/mous",
+                    data=form,
+                    files={"package": (package.upload_name, upload, package.content_type)},
+                    timeout=self._transfer_timeout,
+                )
+            except OSError as error:  # reading the archive failed while it was being sent
+                raise ApertureClientError(
+                    f"reading {package.archive} failed during the upload: {error}"
+                ) from error
+        summary = self._parse(response, MousSummary)
+        return Submission(summary=summary, created=response.status_code == httpx.codes.CREATED)
+
+    # Reading and steering
+
+    def list_mous(self, *, limit: int = 50, offset: int = 0) -> MousList:
+        return self._parse(self._send("GET", "/mous", params={"limit": limit, "offset": offset}), MousList)
+
+    def list_mous_json(self, *, limit: int = 50, offset: int = 0) -> Any:
+        """The API's body as it came (checked against the contract first)."""
+        response = self._send("GET", "/mous", params={"limit": limit, "offset": offset})
+        self._parse(response, MousList)
+        return response.json()
+
+    def get_mous(self, mous_id: str) -> MousDetail:
+        return self._parse(self._send("GET", _mous_path(mous_id)), MousDetail)
+
+    def get_mous_json(self, mous_id: str) -> Any:
+        """The API's body as it came (checked against the contract first)."""
+        response = self._send("GET", _mous_path(mous_id))
+        self._parse(response, MousDetail)
+        return response.json()
+
+    def cancel_mous(self, mous_id: str) -> MousSummary:
+        return self._parse(self._send("POST", _mous_path(mous_id) + "/cancel"), MousSummary)
+
+    def wait(
+        self,
+        mous_id: str,
+        *,
+        timeout_s: float | None = None,
+        poll_interval_s: float = 2.0,
+        on_update: Callable[[MousDetail], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> MousDetail:
+        """Poll the MOUS until it settles (see SETTLED_MOUS_STATES); raises WaitTimeout past timeout_s.
+
+        on_update sees every detail polled (for a progress display).
+        """
+        deadline = None if timeout_s is None else clock() + timeout_s
+        failed_polls = 0
+        last_seen: MousDetail | None = None
+        while True:
+            try:
+                detail = self.get_mous(mous_id)
+            except (ApiUnreachable, ApiConnectionError):
+                failed_polls += 1
+                if failed_polls > _TOLERATED_UNREACHABLE_POLLS or last_seen is None:
+                    raise
+            else:
+                failed_polls = 0
+                last_seen = detail
+                if on_update is not None:
+                    on_update(detail)
+                if detail.state in SETTLED_MOUS_STATES:
+                    return detail
+            # last_seen is set here: a failing first poll raised above.
+            if deadline is not None and clock() >= deadline and last_seen is not None:
+                raise WaitTimeout(last_seen, timeout_s or 0.0)
+            pause = poll_interval_s if deadline is None else min(poll_interval_s, deadline - clock())
+            sleep(max(pause, 0.0))
+
+    # Products
+
+    def download_products(
+        self,
+        mous_id: str,
+        directory: Path,
+        *,
+        on_product: Callable[[ProductView], None] | None = None,
+        on_bytes: BytesCallback | None = None,
+        on_done: Callable[[DownloadedProduct], None] | None = None,
+    ) -> list[DownloadedProduct]:
+        """Fetch every product of the MOUS into `directory`, verifying each one's SHA-256.
+
+        on_product is called when a product starts, on_bytes per chunk received, on_done when it is in
+        place (so a caller can report each file even if a later one fails).
+
+        Files already there with the right checksum are kept as they are. Links are time-limited: a
+        refused link is asked for again once (a fresh MousDetail) before the download counts as failed.
+        """
+        products = self.get_mous(mous_id).products
+        destinations = [product_destination(directory, product.name) for product in products]
+        if len(set(destinations)) != len(destinations):
+            raise DownloadError(
+                f"the API lists several products of {mous_id} under the same name; not downloading "
+                "(report this: product names must be unique)"
+            )
+        downloaded: list[DownloadedProduct] = []
+        for product, target in zip(products, destinations, strict=True):
+            if on_product is not None:
+                on_product(product)
+            if matches_stored_object(target, product.object):
+                result = DownloadedProduct(product.name, target, product.object.size, already_present=True)
+                downloaded.append(result)
+                if on_done is not None:
+                    on_done(result)
+                continue
+            try:
+                self._download_product(product, target, on_bytes)
+            except _LinkRefused:
+                fresh = {item.name: item for item in self.get_mous(mous_id).products}
+                if product.name not in fresh:
+                    raise DownloadError(
+                        f"{product.name} is no longer among the products of {mous_id} (was it re-run?)"
+                    ) from None
+                try:
+                    self._download_product(fresh[product.name], target, on_bytes)
+                except _LinkRefused as refused:
+                    raise DownloadError(
+                        f"{product.name}: storage refused a fresh link too: {refused}"
+                    ) from None
+            result = DownloadedProduct(product.name, target, product.object.size, already_present=False)
+            downloaded.append(result)
+            if on_done is not None:
+                on_done(result)
+        return downloaded
+
+    def _download_product(self, product: ProductView, target: Path, on_bytes: BytesCallback | None) -> None:
+        if not product.download_url:
+            raise _LinkRefused("the API gave no download link")
+        # Links are normally absolute (a presigned storage URL); a relative one is on the API's host.
+        url = httpx.URL(self.api_url + "/").join(product.download_url)
+        try:
+            with self._http.stream(
+                "GET", url, follow_redirects=True, timeout=self._transfer_timeout
+            ) as response:
+                if response.status_code in (httpx.codes.FORBIDDEN, httpx.codes.UNAUTHORIZED):
+                    raise _LinkRefused(f"HTTP {response.status_code}")
+                if response.status_code != httpx.codes.OK:
+                    response.read()
+                    raise DownloadError(
+                        f"{product.name}: the download answered HTTP {response.status_code}: "
+                        f"{_short(response.text)}"
+                    )
+                write_verified(
+                    response.iter_bytes(_DOWNLOAD_CHUNK), target, product.object, product.name, on_bytes
+                )
+        except httpx.TransportError as error:
+            host = url.host
+            raise DownloadError(
+                f"{product.name}: the download from {host} broke off ({type(error).__name__}: {error}); "
+                "run the download again (finished files are kept)"
+            ) from error
+        except OSError as error:
+            raise DownloadError(f"{product.name}: cannot write {target}: {error}") from error
+
+    # HTTP plumbing
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ApiUnreachable(self.api_url, str(error) or type(error).__name__) from error
+        except httpx.TimeoutException as error:
+            raise ApiConnectionError(
+                f"the Aperture API at {self.api_url} did not answer {method} {path} in time "
+                f"({type(error).__name__}); it may be overloaded: try again"
+            ) from error
+        except httpx.TransportError as error:
+            raise ApiConnectionError(
+                f"the exchange with the Aperture API at {self.api_url} broke off during {method} {path}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if response.is_error:
+            raise _api_error(method, API_PREFIX + path, response)
+        return response
+
+    def _parse(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as error:
+            raise UnexpectedResponse(
+                f"the API at {self.api_url} answered {response.request.method} {response.request.url.path} "
+                f"with a body that is not a {model.__name__} ({error.error_count()} problem(s), first: "
+                f"{_first_problem(error)}); are the CLI and the coordinator the same version?"
+            ) from error
+
+
+def _mous_path(mous_id: str) -> str:
+    """/mous/<id> with the id in its file form (uid___A_B_C), whichever form the user typed."""
+    return "/mous/" + quote(mous_key(canonical_mous_id(mous_id.strip())), safe="")
+
+
+def _api_error(method: str, path: str, response: httpx.Response) -> ApiError:
+    """The API's Problem body, or the best reading of a body that is not one (a proxy's page, FastAPI's
+    own validation errors, whose `detail` is a list)."""
+    try:
+        problem = Problem.model_validate_json(response.content)
+        return ApiError(method, path, response.status_code, problem.detail, problem.errors)
+    except ValidationError:
+        pass
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("detail"), list):
+        errors = [item for item in body["detail"] if isinstance(item, dict)]
+        return ApiError(method, path, response.status_code, "the request was not valid", errors)
+    reason = response.reason_phrase or "error"
+    text = _short(response.text) if response.content else "(empty body)"
+    return ApiError(method, path, response.status_code, f"{reason}: {text}", [])
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(body)"
+    return f"{where}: {first['msg']}"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def iter_field_errors(errors: list[dict[str, object]]) -> Iterator[tuple[str, str]]:
+    """Field errors as (where, what) pairs, for Problem.errors and FastAPI's validation items alike."""
+    for item in errors:
+        location = item.get("loc", item.get("field", item.get("location")))
+        if isinstance(location, list | tuple):
+            where = ".".join(str(part) for part in location)
+        else:
+            where = str(location) if location is not None else ""
+        message = item.get("msg", item.get("message", item.get("detail")))
+        if message is None:
+            message = ", ".join(
+                f"{key}={value}" for key, value in item.items() if key not in {"loc", "field"}
+            )
+        yield where, str(message)

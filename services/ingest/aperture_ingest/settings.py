@@ -1,0 +1,11 @@
+"""The ingest worker's settings (environment, prefix APERTURE_)."""
+
+from pydantic import Field
+
+from aperture_shared.settings import WorkerSettings
+
+
+class IngestSettings(WorkerSettings):
+    service_name: str = "ingest-worker"
+    # Flagged fraction above which the ingest QA score falls into the warning band and below.
+    flagged_fraction_warning: float = Field(0.3, ge=0, le=1)

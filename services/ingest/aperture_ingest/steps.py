@@ -1,0 +1,56 @@
+"""The ingest step that runs inside the CASA child process (see aperture_shared.casa.runner).
+
+Everything that touches CASA happens here, in one process with a time and memory limit; the handler
+around it only moves files to and from storage.
+"""
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.reports import RestoredMeasurementSetRecord
+from aperture_ingest.measurement_set import describe_measurement_set, merge_metadata
+from aperture_ingest.package import unpack_package
+from aperture_ingest.restore import read_restore_manifest, restore
+from aperture_shared.casa.calls import CasaCallLog
+
+
+class IngestStepResult(BaseModel):
+    metadata: MousMetadata
+    measurement_sets: list[str]  # paths of the MSs later stages read (restored ones when restored)
+    restored: list[RestoredMeasurementSetRecord]
+    applied_tables: list[str]
+    manifest_mous_uid: str | None
+
+
+def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepResult:
+    """Unpack, check every MS, restore when the package says how, and describe the result."""
+    unpacked = unpack_package(Path(arguments["package"]), Path(arguments["unpack_dir"]))
+    # Check and describe every MS before changing anything: a broken MS fails the job up front.
+    infos = [describe_measurement_set(ms) for ms in unpacked.measurement_sets]
+    manifest = read_restore_manifest(unpacked.root) if unpacked.manifest else None
+    if manifest is None or not manifest.apply:
+        return IngestStepResult(
+            metadata=merge_metadata(infos, calibrated=False),
+            measurement_sets=[str(ms) for ms in unpacked.measurement_sets],
+            restored=[RestoredMeasurementSetRecord(name=ms.name, calibrated=False) for ms in unpacked.measurement_sets],
+            applied_tables=[],
+            manifest_mous_uid=manifest.mous_uid if manifest else None,
+        )
+    result = restore(unpacked.measurement_sets, unpacked.root, manifest, calls, Path(arguments["output_dir"]))
+    restored_infos = [describe_measurement_set(ms.path) for ms in result.measurement_sets]
+    return IngestStepResult(
+        metadata=merge_metadata(restored_infos, calibrated=True),
+        measurement_sets=[str(ms.path) for ms in result.measurement_sets],
+        restored=[
+            RestoredMeasurementSetRecord(
+                name=ms.name, calibrated=ms.calibrated,
+                flagged_fraction_before=ms.flagged_fraction_before,
+                flagged_fraction_after=ms.flagged_fraction_after,
+            )
+            for ms in result.measurement_sets
+        ],
+        applied_tables=result.applied_tables,
+        manifest_mous_uid=manifest.mous_uid,
+    )

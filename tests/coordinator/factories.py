@@ -1,0 +1,178 @@
+"""Builders of the things coordinator tests feed in (metadata, events, packages) and read back."""
+
+import hashlib
+import io
+import json
+import tarfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aperture_contracts.enums import ErrorClass, JobState, Stage
+from aperture_contracts.events import IngestResult, JobFailed, JobStarted, JobSucceeded
+from aperture_contracts.ids import mous_key
+from aperture_contracts.metadata import FieldInfo, MeasurementSetInfo, MousMetadata, SpectralWindow
+from aperture_contracts.qa import QAMetric, QAScore
+from aperture_contracts.storage import ObjectRef
+from aperture_coordinator.db import Database
+from aperture_coordinator.models import Job, Mous, OutboxMessage
+from aperture_shared.errors import StorageError
+from sqlalchemy import select
+
+MOUS_ID = "uid://A001/X2fa/X2dd"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def object_ref(key: str, data: bytes = b"x", content_type: str = "application/octet-stream") -> ObjectRef:
+    return ObjectRef(key=key, sha256=sha256_hex(data), size=len(data), content_type=content_type)
+
+
+class InMemoryObjectStore:
+    """The object store's synchronous interface, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str]] = {}
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
+        self.objects[key] = (data, content_type)
+        return object_ref(key, data, content_type)
+
+    def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> ObjectRef:
+        return self.put_bytes(key, path.read_bytes(), content_type)
+
+    def stat(self, key: str) -> ObjectRef:
+        if key not in self.objects:
+            raise StorageError(f"looking up {key} failed: the object does not exist")
+        data, content_type = self.objects[key]
+        return object_ref(key, data, content_type)
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def presigned_get(self, key: str, expires: timedelta) -> str:
+        return f"https://store.invalid/aperture/{key}?expires={int(expires.total_seconds())}"
+
+    def get_bytes(self, ref: ObjectRef | str) -> bytes:
+        return self.objects[ref if isinstance(ref, str) else ref.key][0]
+
+
+def metadata_for(targets: dict[str, list[int]], science_spws: list[int] | None = None) -> MousMetadata:
+    """An observation of the given targets, each observed in the given spws."""
+    observed = sorted({spw for spws in targets.values() for spw in spws})
+    spw_ids = science_spws if science_spws is not None else observed
+    windows = [
+        SpectralWindow(
+            spw_id=spw, num_channels=128, ref_frequency_hz=230e9 + spw * 1e9,
+            centre_frequency_hz=230.1e9 + spw * 1e9, bandwidth_hz=1.875e9, channel_width_hz=15.6e6,
+            min_frequency_hz=230e9 + spw * 1e9, max_frequency_hz=231.875e9 + spw * 1e9,
+        )
+        for spw in spw_ids
+    ]
+    fields = [
+        FieldInfo(
+            field_id=index, name=name, ra_deg=40.0 + index, dec_deg=-0.5,
+            intents=["OBSERVE_TARGET#ON_SOURCE"], is_science_target=True, spw_ids=spws,
+        )
+        for index, (name, spws) in enumerate(targets.items())
+    ]
+    ms = MeasurementSetInfo(
+        name="uid___A002_X1_X2.ms", observatory="ALMA", time_start=datetime(2019, 1, 1),
+        time_end=datetime(2019, 1, 1, 1), exposure_s=3000.0, num_rows=1000, num_antennas=43,
+        num_baselines=903, antennas=[], fields=fields, spectral_windows=windows, correlations=["XX", "YY"],
+        intents=["OBSERVE_TARGET#ON_SOURCE"], flagged_fraction=0.1, data_columns=["DATA"],
+        has_calibrator_intents=False,
+    )
+    return MousMetadata(
+        measurement_sets=[ms], science_targets=list(targets), science_spw_ids=spw_ids,
+        representative_spw=None, calibrated=False,
+    )
+
+
+def grid_metadata(targets: int, spws: int) -> MousMetadata:
+    """N targets, each observed in all M spws."""
+    spw_ids = [17 + 2 * index for index in range(spws)]
+    return metadata_for({f"Target {index + 1}": list(spw_ids) for index in range(targets)}, spw_ids)
+
+
+def started(job_id: str, attempt: int = 1, *, at: datetime, worker: str = "ingest-a:101",
+            stage: Stage = Stage.INGEST, mous_id: str = MOUS_ID) -> JobStarted:
+    return JobStarted(mous_id=mous_id, job_id=job_id, attempt=attempt, stage=stage, worker=worker, at=at)
+
+
+def ingest_succeeded(job_id: str = "r1.ingest", attempt: int = 1, *, at: datetime,
+                     metadata: MousMetadata, mous_id: str = MOUS_ID) -> JobSucceeded:
+    prefix = f"mous/{mous_key(mous_id)}"
+    work = f"{prefix}/work/{job_id}/"
+    ms = object_ref(work + "uid___A002_X1_X2.ms.tar", b"measurement set")
+    report = object_ref(f"{prefix}/products/ingest-report.json", b'{"ok": true}', "application/json")
+    return JobSucceeded(
+        mous_id=mous_id, job_id=job_id, attempt=attempt, stage=Stage.INGEST, worker="ingest-a:101", at=at,
+        duration_s=12.5, outputs=[ms, report],
+        result=IngestResult(metadata=metadata, measurement_sets=[ms], report=report),
+        qa=[QAScore(score=0.95, message="little flagged", metric=QAMetric(name="flagged", value=0.1))],
+        log=object_ref(work + f"logs/attempt-{attempt}.casa.log", b"casa log", "text/plain"),
+    )
+
+
+def stage_succeeded(job_id: str, stage: Stage, attempt: int = 1, *, at: datetime,
+                    mous_id: str = MOUS_ID) -> JobSucceeded:
+    """Success of a job of a later stage. The contracts define only ingest's result type so far, so the
+    event carries that shape; the coordinator reads a result's content for ingest jobs only."""
+    event = ingest_succeeded(job_id, attempt, at=at, metadata=grid_metadata(0, 0), mous_id=mous_id)
+    output = object_ref(f"mous/{mous_key(mous_id)}/work/{job_id}/out.fits", job_id.encode())
+    return event.model_copy(update={"stage": stage, "outputs": [output], "qa": [], "log": None})
+
+
+def failed(job_id: str, error_class: ErrorClass, attempt: int = 1, *, at: datetime,
+           message: str = "the object store is unreachable", stage: Stage = Stage.INGEST,
+           mous_id: str = MOUS_ID) -> JobFailed:
+    return JobFailed(
+        mous_id=mous_id, job_id=job_id, attempt=attempt, stage=stage, worker="ingest-a:101", at=at,
+        duration_s=3.0, error_class=error_class, message=message,
+        detail="Traceback (most recent call last): ...",
+    )
+
+
+def job_states(database: Database, mous_id: str = MOUS_ID, run: int | None = None) -> dict[str, JobState]:
+    with database.transaction() as session:
+        query = select(Job.job_id, Job.state).where(Job.mous_id == mous_id).order_by(Job.pk)
+        if run is not None:
+            query = query.where(Job.run == run)
+        return {job_id: state for job_id, state in session.execute(query)}
+
+
+def load_job(database: Database, job_id: str, mous_id: str = MOUS_ID) -> Job:
+    with database.transaction() as session:
+        job = session.scalar(select(Job).where(Job.mous_id == mous_id, Job.job_id == job_id))
+        assert job is not None, f"no job {job_id}"
+        _ = job.attempts, job.depends_on  # loaded before the session closes
+        return job
+
+
+def load_mous(database: Database, mous_id: str = MOUS_ID) -> Mous:
+    with database.transaction() as session:
+        mous = session.get(Mous, mous_id)
+        assert mous is not None, f"no MOUS {mous_id}"
+        return mous
+
+
+def outbox(database: Database) -> list[OutboxMessage]:
+    with database.transaction() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def tar_package(files: dict[str, bytes]) -> bytes:
+    """An in-memory tar archive holding the given files."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def restore_manifest(mous_uid: str | None) -> bytes:
+    return json.dumps({"kind": "aperture.restore-manifest", "mous_uid": mous_uid, "apply": []}).encode()

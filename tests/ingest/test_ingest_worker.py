@@ -1,0 +1,227 @@
+"""The ingest worker as a real process on real RabbitMQ, S3 and CASA, driven by job messages as the
+coordinator sends them: real and broken packages, duplicate and poison messages, a worker killed mid-job."""
+
+import asyncio
+import json
+import tarfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import psutil
+import pytest
+
+from aperture_contracts import topology
+from aperture_contracts.enums import ErrorClass, Stage
+from aperture_contracts.jobs import IngestJob
+from aperture_contracts.reports import IngestReport
+from aperture_shared.messaging import DEAD_REASON_HEADER, Broker
+from aperture_shared.storage import ObjectStore, tar_directory
+from support.events import EventCollector
+from support.processes import ingest_worker
+
+pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
+
+PYUVDATA_DATA = Path(__import__("pyuvdata").__file__).parent / "data"
+MOUS = "uid://A001/X1/X1"
+
+
+@pytest.fixture
+def store(storage_settings):
+    store = ObjectStore(storage_settings)
+    store.ensure_bucket()
+    yield store
+    store.delete_prefix("")
+
+
+@pytest.fixture
+def env(amqp_vhost_url, storage_settings, tmp_path):
+    return {
+        "APERTURE_AMQP_URL": amqp_vhost_url,
+        "APERTURE_S3_BUCKET": storage_settings.s3_bucket,
+        "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"),
+        "APERTURE_LOG_JSON": "true",
+    }
+
+
+@pytest.fixture
+async def broker(amqp_vhost_url):
+    broker = Broker(amqp_vhost_url, "test-coordinator")
+    await broker.connect()
+    await broker.declare_topology()
+    yield broker
+    await broker.close()
+
+
+@pytest.fixture
+async def events(amqp_vhost_url, broker):
+    collector = await EventCollector(amqp_vhost_url).start()
+    yield collector
+    await collector.close()
+
+
+@pytest.fixture
+def workers(env, tmp_path):
+    started = []
+
+    def start(index: int = 0):
+        worker = ingest_worker(env, tmp_path / "logs", index).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _package(ms: Path, tmp_path: Path) -> Path:
+    archive = tmp_path / f"{ms.name}.tar"
+    tar_directory(ms, archive)
+    return archive
+
+
+def _job(store: ObjectStore, package: Path, job_id: str = "r1.ingest", attempt: int = 1) -> IngestJob:
+    key = f"mous/uid___A001_X1_X1/input/{package.name}"
+    ref = store.put_file(key, package)
+    return IngestJob(
+        mous_id=MOUS, job_id=job_id, attempt=attempt, output_prefix=f"mous/uid___A001_X1_X1/work/{job_id}/",
+        products_prefix="mous/uid___A001_X1_X1/products/", time_limit_s=600, created_at=datetime.now(UTC),
+        package=ref, package_name=package.name,
+    )
+
+
+async def _dispatch(broker: Broker, job: IngestJob) -> None:
+    await broker.publish_model(topology.JOBS_EXCHANGE, Stage.INGEST.value, job, message_id=f"{job.job_id}:{job.attempt}")
+
+
+def _casa_children(scratch: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "aperture_shared.casa.child" in cmdline and str(scratch) in cmdline:
+            found.append(process)
+    return found
+
+
+async def test_a_real_vla_measurement_set_is_ingested_and_described(broker, events, workers, store, tmp_path):
+    workers()
+    job = _job(store, _package(PYUVDATA_DATA / "multi_1.ms", tmp_path))
+    await _dispatch(broker, job)
+    done = await events.wait_for(lambda e: e.event_type in ("job.succeeded", "job.failed"), what="a result")
+    assert done.event_type == "job.succeeded", getattr(done, "message", "")
+    metadata = done.result.metadata
+    (ms,) = metadata.measurement_sets
+    assert ms.observatory.upper() == "VLA"
+    assert ms.num_antennas == 28 and ms.num_baselines == 28 * 27 // 2
+    assert ms.has_calibrator_intents is False
+    assert metadata.science_targets, "fields without intents are science targets"
+    assert metadata.representative_spw is not None
+    # The MS is stored as one archive object and the report as a product, each with its checksum.
+    ms_ref, report_ref = done.result.measurement_sets[0], done.result.report
+    assert ms_ref.key.endswith("measurement_sets/multi_1.ms.tar")
+    assert store.stat(ms_ref.key).sha256 == ms_ref.sha256
+    report = IngestReport.model_validate_json(store.get_bytes(report_ref))
+    assert report_ref.key == "mous/uid___A001_X1_X1/products/uid___A001_X1_X1.ingest_report.json"
+    assert report.metadata == metadata
+    assert done.log is not None and store.exists(done.log.key)
+    started = events.of_type("job.started")
+    assert len(started) == 1 and started[0].redelivered is False
+
+
+async def test_a_package_without_a_measurement_set_fails_with_a_clear_reason_and_the_worker_stays_up(
+    broker, events, workers, store, tmp_path
+):
+    worker = workers()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.txt").write_text("not a measurement set")
+    archive = tmp_path / "notes.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(notes, arcname="notes")
+    await _dispatch(broker, _job(store, archive))
+    failed = await events.wait_for(lambda e: e.event_type == "job.failed", what="a failure")
+    assert failed.error_class is ErrorClass.BAD_INPUT
+    assert "Measurement Set" in failed.message
+    assert worker.alive()
+    # ... and it still works afterwards.
+    await _dispatch(broker, _job(store, _package(PYUVDATA_DATA / "multi_len_spw.ms", tmp_path), "r1.ingest-b"))
+    ok = await events.wait_for(lambda e: e.job_id == "r1.ingest-b" and e.event_type == "job.succeeded", what="success")
+    assert ok.result.metadata.measurement_sets
+
+
+async def test_a_corrupt_measurement_set_fails_as_bad_input(broker, events, workers, store, tmp_path):
+    workers()
+    import shutil
+
+    broken = tmp_path / "broken.ms"
+    shutil.copytree(PYUVDATA_DATA / "multi_1.ms", broken)
+    shutil.rmtree(broken / "SPECTRAL_WINDOW")
+    await _dispatch(broker, _job(store, _package(broken, tmp_path)))
+    failed = await events.wait_for(lambda e: e.event_type in ("job.failed", "job.succeeded"), what="a result")
+    assert failed.event_type == "job.failed"
+    assert failed.error_class is ErrorClass.BAD_INPUT
+    assert "SPECTRAL_WINDOW" in failed.message
+
+
+async def test_a_job_delivered_twice_runs_once_and_reports_the_same_outputs(broker, events, workers, store, tmp_path):
+    workers()
+    job = _job(store, _package(PYUVDATA_DATA / "multi_len_spw.ms", tmp_path))
+    await _dispatch(broker, job)
+    await _dispatch(broker, job)  # e.g. the coordinator died between its publish and its commit
+    await events.wait_for(lambda e: len(events.of_type("job.succeeded")) == 2, what="two completion events")
+    first, second = events.of_type("job.succeeded")
+    assert first.outputs == second.outputs
+    assert len(events.of_type("job.started")) == 1, "the second delivery must not run the job again"
+    assert len(list(store.list(job.output_prefix + "measurement_sets/"))) == 1
+
+
+async def test_a_poison_message_is_dead_lettered_with_a_reason_and_its_job_reported_failed(
+    broker, events, workers, amqp_vhost_url
+):
+    worker = workers()
+    body = json.dumps({"mous_id": MOUS, "job_id": "r1.ingest", "attempt": 1, "stage": "ingest"}).encode()
+    await broker.publish(topology.JOBS_EXCHANGE, Stage.INGEST.value, body, message_id="poison:1")
+    failed = await events.wait_for(lambda e: e.event_type == "job.failed", what="a poison report")
+    assert failed.error_class is ErrorClass.POISON and "dead-lettered" in failed.message
+    connection = await aio_pika.connect(amqp_vhost_url)
+    try:
+        channel = await connection.channel()
+        dead_letters = await channel.get_queue(topology.DEAD_LETTER_QUEUE, ensure=True)
+        dead = None
+        for _ in range(50):
+            dead = await dead_letters.get(fail=False)
+            if dead:
+                break
+            await asyncio.sleep(0.2)
+        assert dead is not None and dead.body == body
+        assert "package" in dead.headers[DEAD_REASON_HEADER]
+    finally:
+        await connection.close()
+    assert worker.alive()
+
+
+async def test_a_worker_killed_mid_job_leaves_no_casa_process_and_the_job_completes_elsewhere(
+    broker, events, workers, store, tmp_path, env
+):
+    first = workers(0)
+    job = _job(store, _package(PYUVDATA_DATA / "1102865728_small.ms", tmp_path))
+    await _dispatch(broker, job)
+    await events.wait_for(lambda e: e.event_type == "job.started", what="the start")
+    scratch = Path(env["APERTURE_CASA_SCRATCH_ROOT"])
+    deadline = time.monotonic() + 60
+    while not _casa_children(scratch) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    children = _casa_children(scratch)
+    assert children, "the CASA step never started"
+    first.kill()  # SIGKILL in the middle of the CASA step
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"CASA processes outlived their worker: {[p.pid for p in alive]}"
+    workers(1)
+    done = await events.wait_for(lambda e: e.event_type == "job.succeeded", timeout=180, what="the completion")
+    assert done.job_id == job.job_id and done.attempt == 1
+    restarts = events.of_type("job.started")
+    assert len(restarts) == 2 and restarts[1].redelivered is True
+    assert len(events.of_type("job.succeeded")) == 1
+    # The killed worker's scratch directory was cleaned by the next worker at its start.
+    assert [p.name for p in scratch.iterdir()] == []

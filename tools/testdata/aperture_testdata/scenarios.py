@@ -1,0 +1,322 @@
+"""Scenarios: what a simulated MOUS contains, as data, and the registry that names them.
+
+A scenario fixes everything but the random draws: array, frequency setup, fields and their sky models,
+the schedule, the noise level and the statistics of the injected gain errors. The seed then fixes the
+draws (gains, noise), so `(scenario, seed)` fixes the data.
+
+Adding a case (line forests, all-continuum spws, broad or edge lines, several targets) is a new
+function that returns a `Scenario` and one entry in `SCENARIOS`; cases that need behaviour the models
+cannot express yet (a bad antenna, a broken package) add a field here and the code that honours it.
+"""
+
+from collections.abc import Callable
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SPEED_OF_LIGHT_KMS = 299_792.458
+
+# ALMA scan intents as they appear in the STATE table's OBS_MODE column.
+INTENT_BANDPASS = "CALIBRATE_BANDPASS#ON_SOURCE"
+INTENT_FLUX = "CALIBRATE_FLUX#ON_SOURCE"
+INTENT_PHASE = "CALIBRATE_PHASE#ON_SOURCE"
+INTENT_TARGET = "OBSERVE_TARGET#ON_SOURCE"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpectralLine(_Frozen):
+    """A Gaussian emission line; its velocity is LSRK in the radio convention."""
+
+    transition: str = Field(examples=["CO(2-1)"])
+    rest_frequency_hz: float = Field(gt=0)
+    velocity_kms: float
+    fwhm_kms: float = Field(gt=0)
+    peak_jy: float = Field(description="flux density of the line alone at its centre (continuum excluded)")
+
+    @property
+    def centre_frequency_hz(self) -> float:
+        """Observed (LSRK) centre: radio convention, nu = nu0 (1 - v/c)."""
+        return self.rest_frequency_hz * (1.0 - self.velocity_kms / SPEED_OF_LIGHT_KMS)
+
+    @property
+    def fwhm_hz(self) -> float:
+        return self.rest_frequency_hz * self.fwhm_kms / SPEED_OF_LIGHT_KMS
+
+
+class SkyComponent(_Frozen):
+    """A point or elliptical Gaussian source: power-law continuum plus optional lines.
+
+    Offsets are true angles on the sky from the field centre (east and north, SIN projection).
+    """
+
+    name: str
+    shape: Literal["point", "gaussian"]
+    offset_east_arcsec: float = 0.0
+    offset_north_arcsec: float = 0.0
+    flux_jy: float = Field(ge=0, description="continuum flux density at reference_frequency_hz")
+    reference_frequency_hz: float = Field(gt=0)
+    spectral_index: float = 0.0
+    major_fwhm_arcsec: float | None = Field(None, gt=0)
+    minor_fwhm_arcsec: float | None = Field(None, gt=0)
+    position_angle_deg: float | None = None
+    lines: tuple[SpectralLine, ...] = ()
+
+    @model_validator(mode="after")
+    def _gaussian_has_size(self) -> "SkyComponent":
+        sizes = (self.major_fwhm_arcsec, self.minor_fwhm_arcsec, self.position_angle_deg)
+        if self.shape == "gaussian":
+            if None in sizes:
+                raise ValueError(f"component {self.name!r}: a gaussian needs major, minor and position angle")
+            assert self.major_fwhm_arcsec is not None and self.minor_fwhm_arcsec is not None
+            if self.minor_fwhm_arcsec > self.major_fwhm_arcsec:
+                raise ValueError(f"component {self.name!r}: the minor axis is larger than the major axis")
+        elif sizes != (None, None, None):
+            raise ValueError(f"component {self.name!r}: a point source has no size or position angle")
+        return self
+
+
+class FieldPlan(_Frozen):
+    """A pointing: its J2000 centre (CASA angle strings), its intents and what is in it."""
+
+    name: str
+    ra: str = Field(examples=["15h17m41.8s"])
+    dec: str = Field(examples=["-24d22m19.5s"])
+    intents: tuple[str, ...]
+    components: tuple[SkyComponent, ...]
+
+
+class SpwPlan(_Frozen):
+    """A spectral window in the topocentric frame, as ALMA records them."""
+
+    name: str
+    centre_frequency_hz: float = Field(gt=0)
+    nchan: int = Field(ge=1)
+    channel_width_hz: float = Field(gt=0)
+    rest_frequency_hz: float = Field(gt=0, description="written to the SOURCE table for this spw")
+    transition: str = Field(description="written to the SOURCE table's TRANSITION for this spw")
+
+    @property
+    def first_channel_hz(self) -> float:
+        return self.centre_frequency_hz - (self.nchan - 1) / 2 * self.channel_width_hz
+
+    def channel_frequencies_hz(self) -> list[float]:
+        return [self.first_channel_hz + i * self.channel_width_hz for i in range(self.nchan)]
+
+
+class ScanPlan(_Frozen):
+    field: str
+    duration_s: float = Field(gt=0)
+
+
+class GainPlan(_Frozen):
+    """Statistics of the antenna-based errors that make DATA uncalibrated.
+
+    Per antenna and polarisation: a fixed phase (by default uniform over the circle, as electronic
+    offsets are), an amplitude scale, and a delay (a phase slope across each spw, which the bandpass takes
+    out). Per antenna: a slow phase and amplitude drift shared by both polarisations (the atmosphere),
+    made of sinusoids with periods much longer than the phase-calibrator cycle, so that interpolating
+    in time calibrates the target.
+    """
+
+    phase_offset_max_deg: float = Field(180.0, ge=0, le=180, description="offsets uniform in +-this")
+    amplitude_rms: float = Field(0.1, ge=0, lt=0.4)
+    delay_rms_ns: float = Field(0.1, ge=0)
+    drift_phase_rms_deg: float = Field(25.0, ge=0)
+    drift_amplitude_rms: float = Field(0.03, ge=0, lt=0.2)
+    drift_periods_s: tuple[float, ...] = (1800.0, 3600.0, 7200.0)
+
+
+class Scenario(_Frozen):
+    name: str
+    description: str
+    antenna_config: str = Field(description="a file in casadata's alma/simmos/")
+    n_antennas: int = Field(ge=3, description="how many antennas, nearest the array centre, to keep")
+    observation_date: date = Field(
+        description="UT date; the target transits mid-observation. casadata's IERS tables must cover it"
+    )
+    integration_s: float = Field(gt=0)
+    slew_s: float = Field(ge=0, description="gap between scans")
+    project_code: str
+    spws: tuple[SpwPlan, ...]
+    fields: tuple[FieldPlan, ...]
+    scans: tuple[ScanPlan, ...]
+    noise_sigma_jy: float = Field(
+        gt=0, description="rms of the real and of the imaginary part of one visibility"
+    )
+    gains: GainPlan = GainPlan()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"scenario {self.name!r}: field names repeat: {names}")
+        unknown = sorted({s.field for s in self.scans} - set(names))
+        if unknown:
+            raise ValueError(f"scenario {self.name!r}: scans name fields that do not exist: {unknown}")
+        unobserved = sorted(set(names) - {s.field for s in self.scans})
+        if unobserved:
+            raise ValueError(f"scenario {self.name!r}: fields never observed: {unobserved}")
+        for role in (INTENT_BANDPASS, INTENT_FLUX, INTENT_PHASE, INTENT_TARGET):
+            if not any(role in f.intents for f in self.fields):
+                raise ValueError(f"scenario {self.name!r}: no field has the intent {role}")
+        return self
+
+    def fields_with_intent(self, intent: str) -> list[FieldPlan]:
+        return [f for f in self.fields if intent in f.intents]
+
+    def field(self, name: str) -> FieldPlan:
+        for candidate in self.fields:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+    @property
+    def duration_s(self) -> float:
+        """From the first scan's start to the last scan's end."""
+        return sum(s.duration_s for s in self.scans) + self.slew_s * (len(self.scans) - 1)
+
+
+def default_scenario() -> Scenario:
+    """A band-6 MOUS: bandpass/flux calibrator, phase calibrator and a galaxy with CO and 13CO.
+
+    The galaxy is an extended Gaussian carrying the lines and a dusty (rising) continuum, with a compact
+    synchrotron-like point source 4.6" away (beyond the ~1.9" beam, so the two can be fitted apart).
+    The lines sit off-centre in their spws, away from the edges, each covering under a third of the
+    spw, so continuum finding has real line-free ranges on both sides.
+    """
+    band6_ref = 225.0e9
+    co = SpectralLine(
+        transition="CO(2-1)", rest_frequency_hz=230.538e9, velocity_kms=50.0, fwhm_kms=150.0, peak_jy=0.030
+    )
+    co13 = SpectralLine(
+        transition="13CO(2-1)",
+        rest_frequency_hz=220.39868e9,
+        velocity_kms=50.0,
+        fwhm_kms=150.0,
+        peak_jy=0.010,
+    )
+    bandpass_cal = FieldPlan(
+        name="J1517-2422",
+        ra="15h17m41.813s",
+        dec="-24d22m19.48s",
+        intents=(INTENT_BANDPASS, INTENT_FLUX),
+        components=(
+            SkyComponent(
+                name="J1517-2422",
+                shape="point",
+                flux_jy=2.5,
+                reference_frequency_hz=band6_ref,
+                spectral_index=-0.6,
+            ),
+        ),
+    )
+    phase_cal = FieldPlan(
+        name="J1553-2422",
+        ra="15h53m31.624s",
+        dec="-24d22m06.03s",
+        intents=(INTENT_PHASE,),
+        components=(
+            SkyComponent(
+                name="J1553-2422",
+                shape="point",
+                flux_jy=0.9,
+                reference_frequency_hz=band6_ref,
+                spectral_index=-0.4,
+            ),
+        ),
+    )
+    target = FieldPlan(
+        name="SimGalaxy",
+        ra="15h58m30.000s",
+        dec="-24d15m00.00s",
+        intents=(INTENT_TARGET,),
+        components=(
+            SkyComponent(
+                name="disk",
+                shape="gaussian",
+                offset_east_arcsec=-0.5,
+                offset_north_arcsec=0.3,
+                flux_jy=0.004,
+                reference_frequency_hz=band6_ref,
+                spectral_index=3.0,
+                major_fwhm_arcsec=3.0,
+                minor_fwhm_arcsec=2.0,
+                position_angle_deg=30.0,
+                lines=(co, co13),
+            ),
+            SkyComponent(
+                name="nucleus",
+                shape="point",
+                offset_east_arcsec=3.5,
+                offset_north_arcsec=2.5,
+                flux_jy=0.002,
+                reference_frequency_hz=band6_ref,
+                spectral_index=-0.7,
+            ),
+        ),
+    )
+    channel_width = 15.625e6
+    return Scenario(
+        name="default",
+        description="25 antennas, band 6, 2 spws x 64 channels, 27 min; calibrators and a galaxy with "
+        "continuum, CO(2-1) and 13CO(2-1)",
+        antenna_config="alma.cycle10.3.cfg",
+        n_antennas=25,
+        observation_date=date(2025, 6, 1),
+        integration_s=30.0,
+        slew_s=60.0,  # slews, and the atmosphere/pointing scans that are not simulated
+        project_code="2025.1.00001.S",
+        spws=(
+            SpwPlan(
+                name="ALMA_RB_06#BB_1#SW-01#FULL_RES",
+                centre_frequency_hz=230.42e9,
+                nchan=64,
+                channel_width_hz=channel_width,
+                rest_frequency_hz=co.rest_frequency_hz,
+                transition=co.transition,
+            ),
+            SpwPlan(
+                name="ALMA_RB_06#BB_2#SW-01#FULL_RES",
+                centre_frequency_hz=220.52e9,
+                nchan=64,
+                channel_width_hz=channel_width,
+                rest_frequency_hz=co13.rest_frequency_hz,
+                transition=co13.transition,
+            ),
+        ),
+        fields=(bandpass_cal, phase_cal, target),
+        scans=(
+            ScanPlan(field=bandpass_cal.name, duration_s=150.0),
+            ScanPlan(field=phase_cal.name, duration_s=60.0),
+            ScanPlan(field=target.name, duration_s=270.0),
+            ScanPlan(field=phase_cal.name, duration_s=60.0),
+            ScanPlan(field=target.name, duration_s=270.0),
+            ScanPlan(field=phase_cal.name, duration_s=60.0),
+            ScanPlan(field=target.name, duration_s=270.0),
+            ScanPlan(field=phase_cal.name, duration_s=60.0),
+        ),
+        noise_sigma_jy=0.05,
+    )
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {
+    "default": default_scenario,
+}
+
+
+class UnknownScenario(ValueError):
+    pass
+
+
+def get_scenario(name: str) -> Scenario:
+    try:
+        factory = SCENARIOS[name]
+    except KeyError:
+        raise UnknownScenario(
+            f"no scenario named {name!r}; choose one of: {', '.join(sorted(SCENARIOS))}"
+        ) from None
+    return factory()
