@@ -6,7 +6,6 @@ import socket
 import uuid
 
 import pytest
-
 from aperture_shared.settings import CommonSettings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

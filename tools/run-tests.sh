@@ -6,9 +6,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 stack="$root/tools/stack"
 
-cleanup() { "$stack/down.sh" || true; }
+# Stop only what this run started: servers someone else had running stay up.
+started="$(mktemp)"
+cleanup() { "$stack/down.sh" --started-file "$started" || true; rm -f "$started"; }
 trap cleanup EXIT
-"$stack/up.sh" --with-postgres
+"$stack/up.sh" --with-postgres --started-file "$started"
 
 # The compose file is validated offline with Debian's docker-compose (client only, no engine).
 "$stack/install.sh" --compose-validator

@@ -5,11 +5,10 @@ import logging
 from collections.abc import Callable
 
 import uvicorn
+from aperture_contracts.api import Health
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from aperture_contracts.api import Health
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-_context: ContextVar[dict[str, object]] = ContextVar("aperture_log_context", default={})
+_context: ContextVar[dict[str, object] | None] = ContextVar("aperture_log_context", default=None)
 
 
 @contextmanager
 def log_context(**ids: object) -> Iterator[None]:
     """Attach ids (mous_id, job_id, attempt, ...) to every log record made inside the block."""
-    token = _context.set({**_context.get(), **ids})
+    token = _context.set({**(_context.get() or {}), **ids})
     try:
         yield
     finally:
@@ -33,7 +33,7 @@ class _JsonFormatter(logging.Formatter):
             "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
-            **_context.get(),
+            **(_context.get() or {}),
         }
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
@@ -45,7 +45,7 @@ class _JsonFormatter(logging.Formatter):
 
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ids = " ".join(f"{k}={v}" for k, v in _context.get().items())
+        ids = " ".join(f"{k}={v}" for k, v in (_context.get() or {}).items())
         base = super().format(record)
         return f"{base} [{ids}]" if ids else base
 

@@ -23,11 +23,11 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
+from aperture_contracts import topology
+from aperture_contracts.enums import Stage
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from aperture_contracts import topology
-from aperture_contracts.enums import Stage
 from aperture_shared.metrics import MESSAGES
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import urllib3
+from aperture_contracts.storage import ObjectRef
 from minio import Minio
 from minio.error import MinioException, S3Error
 from pydantic import BaseModel
 
-from aperture_contracts.storage import ObjectRef
 from aperture_shared.errors import BadInput, IntegrityError, StorageError
 from aperture_shared.metrics import STORAGE_BYTES
 from aperture_shared.settings import CommonSettings

@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
-
 from aperture_contracts import topology
 from aperture_contracts.enums import ErrorClass, Stage
 from aperture_contracts.events import (
@@ -39,6 +37,8 @@ from aperture_contracts.events import (
 from aperture_contracts.jobs import JobEnvelope
 from aperture_contracts.qa import QAScore
 from aperture_contracts.storage import ObjectRef
+from pydantic import TypeAdapter, ValidationError
+
 from aperture_shared.casa.runner import run_casa_step
 from aperture_shared.errors import JobCancelled, JobError
 from aperture_shared.http import serve_operations_endpoints
@@ -198,7 +198,11 @@ class StageWorker(Generic[J]):
         try:
             job = self._decode.validate_json(delivery.body)
         except ValidationError as error:
-            reason = f"not a valid {self.stage.value} job message: {error.errors(include_url=False)[:3]}"
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in problem['loc']) or 'message'}: {problem['msg']}"
+                for problem in error.errors(include_url=False)[:5]
+            )
+            reason = f"not a valid {self.stage.value} job message ({problems})"
             await self._report_poison(delivery.body, reason)
             raise PoisonMessage(reason) from error
         await self._handle_job(job, delivery)

@@ -3,8 +3,6 @@
 import json
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
-
 from aperture_contracts import SCHEMA_VERSION
 from aperture_contracts.enums import ErrorClass, Stage
 from aperture_contracts.events import JobEvent, JobFailed
@@ -12,6 +10,7 @@ from aperture_contracts.generate import ASYNCAPI_PATH, rendered, stale_files
 from aperture_contracts.ids import canonical_mous_id, mous_key
 from aperture_contracts.jobs import IngestJob
 from aperture_contracts.packaging import RestoreManifest
+from pydantic import TypeAdapter, ValidationError
 
 
 def test_checked_in_schemas_and_asyncapi_match_the_models():

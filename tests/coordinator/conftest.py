@@ -54,7 +54,8 @@ def require_postgres() -> None:
     pytest.skip(f"{message}; set {POSTGRES_URL_ENV} to run these tests on PostgreSQL")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL runs need a server: they are integration tests (`make test-fast` leaves them out).
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An empty database: a new SQLite file, or a new PostgreSQL schema dropped after the test."""
     if request.param == "sqlite":

@@ -35,6 +35,9 @@ class InMemoryObjectStore:
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str]] = {}
 
+    def ensure_bucket(self) -> None:
+        return None
+
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
         self.objects[key] = (data, content_type)
         return object_ref(key, data, content_type)

@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -14,7 +15,7 @@ from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
 from aperture_shared.errors import StorageError
 
-from .conftest import FakeClock
+from .conftest import FakeClock, make_settings
 from .factories import (
     MOUS_ID,
     InMemoryObjectStore,
@@ -155,6 +156,18 @@ async def test_an_unreachable_object_store_is_a_503_saying_to_try_again(
     response = await client.post(API, files={"package": ("uid___A001_X2fa_X2dd.ms.tar", PACKAGE)})
     assert response.status_code == 503
     assert Problem.model_validate(response.json()).detail.endswith("try again in a minute")
+
+
+async def test_uploads_are_spooled_where_configured_and_removed_afterwards(
+    database_url: str, services: CoordinatorServices, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool" / "uploads"
+    settings = make_settings(database_url, upload_dir=spool)
+    async with api_client(settings, services) as client:
+        summary = await upload(client)
+    assert summary.mous_id == MOUS_ID
+    assert spool.is_dir()
+    assert list(spool.iterdir()) == []
 
 
 # -- reading ----------------------------------------------------------------------------------------------

@@ -542,3 +542,22 @@ def test_a_failed_job_cancels_what_depends_on_it_and_the_rest_runs_on(
     mous = load_mous(database)
     assert mous.state == MousState.FAILED
     assert "still running" not in mous.reason
+
+
+def test_an_mous_that_cannot_be_dispatched_does_not_hold_back_the_others(
+    database: Database, settings: CoordinatorSettings, clock: FakeClock
+) -> None:
+    waiting = Coordinator(database, settings.model_copy(update={"enabled_stages": []}), clock=clock)
+    for number in (1, 2):
+        package = object_ref(f"mous/uid___A001_X{number}_X1/input/p.tar", b"p")
+        waiting.submit(Submission(f"uid://A001/X{number}/X1", package, "p.tar"))
+
+    def broken_for_the_first(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> JobEnvelope:
+        if mous.id == "uid://A001/X1/X1":
+            raise RuntimeError("cannot write this message")
+        return MESSAGE_BUILDERS[Stage.INGEST](mous, job, time_limit_s, now)
+
+    deployed = Coordinator(database, settings, clock=clock, message_builders={Stage.INGEST: broken_for_the_first})
+    assert deployed.reconcile() == 2
+    assert job_states(database, "uid://A001/X1/X1") == {INGEST: JobState.WAITING_FOR_SERVICE}
+    assert job_states(database, "uid://A001/X2/X1") == {INGEST: JobState.DISPATCHED}

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from aperture_contracts.enums import ErrorClass
 from aperture_shared.casa.runner import run_casa_step
 from aperture_shared.errors import CasaCrashed, CasaOutOfMemory, CasaTimeout, JobError

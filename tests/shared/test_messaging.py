@@ -4,7 +4,6 @@ import asyncio
 
 import aio_pika
 import pytest
-
 from aperture_contracts import topology
 from aperture_contracts.enums import Stage
 from aperture_shared.messaging import DEAD_REASON_HEADER, Broker, Delivery, PoisonMessage

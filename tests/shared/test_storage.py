@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 import urllib3
-
 from aperture_contracts.enums import ErrorClass
 from aperture_shared.errors import IntegrityError, StorageError
 from aperture_shared.settings import CommonSettings

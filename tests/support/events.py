@@ -4,10 +4,9 @@ import asyncio
 import time
 
 import aio_pika
-from pydantic import TypeAdapter
-
 from aperture_contracts import topology
 from aperture_contracts.events import JobEvent
+from pydantic import TypeAdapter
 
 _EVENT = TypeAdapter(JobEvent)
 

@@ -3,7 +3,8 @@
 #
 # A machine that has them all returns at once (dpkg-query, no apt-get update), so up.sh can call this
 # every time. A fresh Debian 12 machine gets them with --no-install-recommends: the recommends of the
-# Ceph packages pull in hundreds of MB that a one-node RADOS gateway does not use.
+# Ceph packages pull in hundreds of MB that a one-node RADOS gateway does not use (and docker-compose's
+# recommend is the Docker engine).
 set -euo pipefail
 
 STACK_COMPONENT=install
@@ -27,7 +28,24 @@ package_is_installed() {
         PATH="$PATH:/usr/sbin:/sbin" command -v "${COMMAND_OF_PACKAGE[$package]}" >/dev/null 2>&1
 }
 
+usage() {
+    printf 'usage: %s [--compose-validator]\n' "$0" >&2
+    printf '  --compose-validator  also Debian docker-compose (client only, no engine): it checks\n' >&2
+    printf '                       docker-compose.yml offline with `docker-compose config -q`\n' >&2
+    exit 2
+}
+
 main() {
+    while (($# > 0)); do
+        case "$1" in
+            --compose-validator)
+                PACKAGES+=(docker-compose)
+                COMMAND_OF_PACKAGE[docker-compose]=docker-compose
+                ;;
+            *) usage ;;
+        esac
+        shift
+    done
     command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: the stack scripts need Debian or Ubuntu"
 
     local missing=() package

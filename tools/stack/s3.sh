@@ -145,13 +145,14 @@ start_mon() {
 }
 
 # Starts the OSD and waits until the monitor reports it up. It is started again (bounded) when it
-# exits early: at its first boot it sometimes stops with "wrong fsid" before settling.
+# exits early, as it did at times ("wrong fsid") before the *update on start options were turned off.
 start_osd() {
     local id attempt
     id="$(cat "$OSD_ID_FILE" 2>/dev/null)" || return 1
     for ((attempt = 1; attempt <= OSD_START_ATTEMPTS; attempt++)); do
         if ! pid_of "osd.$id" >/dev/null; then
-            ceph-osd -i "$id" >>"$S3_DIR/log/daemon-start.log" 2>&1 || log "ceph-osd -i $id exited with an error (attempt $attempt)"
+            ceph-osd -i "$id" >>"$S3_DIR/log/daemon-start.log" 2>&1 ||
+                log "ceph-osd -i $id exited with an error (attempt $attempt)"
         fi
         local deadline=$((SECONDS + OSD_UP_TIMEOUT_S))
         while ((SECONDS < deadline)); do
@@ -209,9 +210,13 @@ sys.exit(0 if any(k["access_key"] == sys.argv[1] and k["secret_key"] == sys.argv
 # Stops the daemons of this folder in the only order that does not hang: the gateway first (it waits
 # on the cluster), then the OSD (which reports itself down to the monitor), then the monitor.
 stop_daemons() {
-    local pid name
+    local pid name rgw_grace_s=30
+    # With the OSD already gone radosgw hangs on SIGTERM: do not wait long for it then.
+    if [[ -n "$(missing_daemons)" ]]; then
+        rgw_grace_s=5
+    fi
     if pid="$(pid_of "$RGW_NAME")"; then
-        terminate_pid "$pid" 30 radosgw
+        terminate_pid "$pid" "$rgw_grace_s" radosgw
     fi
     if [[ -f "$OSD_ID_FILE" ]] && name="$(osd_name)" && pid="$(pid_of "$name")"; then
         terminate_pid "$pid" 30 "$name"
@@ -240,7 +245,8 @@ create_cluster() {
     ceph-authtool "$S3_DIR/keyring" --gen-key -n client.admin \
         --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null || return 1
     monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$S3_DIR/monmap" >/dev/null || return 1
-    ceph-mon --mkfs -i a --monmap "$S3_DIR/monmap" --keyring "$S3_DIR/keyring" || return 1
+    ceph-mon --mkfs -i a --monmap "$S3_DIR/monmap" --keyring "$S3_DIR/keyring" \
+        >>"$S3_DIR/log/daemon-start.log" 2>&1 || return 1
     start_mon || return 1
 
     osd_id="$(ceph_cli osd new "$osd_uuid")" || return 1
@@ -273,7 +279,7 @@ start_existing_cluster() {
 missing_daemons() {
     local name
     for name in mon.a "$( [[ -f "$OSD_ID_FILE" ]] && osd_name)" "$RGW_NAME"; do
-        [[ -n "$name" ]] && ! pid_of "$name" >/dev/null && printf '%s ' "$name"
+        [[ -n "$name" ]] && ! pid_of "$name" >/dev/null && printf '%s\n' "$name"
     done
     return 0
 }
@@ -286,7 +292,7 @@ do_start() {
             return 0
         fi
         local missing
-        missing="$(missing_daemons)"
+        missing="$(missing_daemons | paste -sd ' ')"
         if [[ -z "$missing" ]]; then
             log "already running on http://127.0.0.1:$RGW_PORT (started by the stack)"
             ensure_s3_user || die "could not make sure the S3 user exists"
@@ -306,7 +312,9 @@ do_start() {
     stop_daemons
     local port
     for port in "$MON_PORT" "$RGW_PORT"; do
-        port_answers "$port" && die "127.0.0.1:$port is taken by another program; stop it first"
+        if port_answers "$port"; then
+            die "127.0.0.1:$port is taken by another program; stop it first"
+        fi
     done
 
     if [[ -f "$CREATED_FLAG" && -f "$CONF" ]]; then
@@ -349,7 +357,7 @@ do_status() {
         return 1
     fi
     local missing
-    missing="$(missing_daemons)"
+    missing="$(missing_daemons | paste -sd ' ')"
     if has_marker s3 && [[ -n "$missing" ]]; then
         log "UNHEALTHY: radosgw answers but daemons of the stack's cluster are not running ($missing);" \
             "run tools/stack/s3.sh start"

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from aperture_coordinator.db import Database
 from aperture_coordinator.job_messages import input_prefix
@@ -155,6 +156,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (404, "no such MOUS"),
         (409, "the MOUS is finished"),
         (413, "body too large"),
+        (507, "no room to receive the upload"),
         (415, "neither multipart/form-data nor JSON"),
         (422, "a field is wrong: `errors` names it"),
         (503, "the object store or the database is unavailable"),
@@ -177,6 +179,8 @@ def create_app(
         description="Submit MS packages, follow their processing, fetch their products.",
         lifespan=lifespan or no_background,
     )
+    if settings.upload_dir is not None:
+        settings.upload_dir.mkdir(parents=True, exist_ok=True)
     state_metrics = CollectorRegistry()
     state_metrics.register(DatabaseStateCollector(services.database))
     link_ttl = timedelta(seconds=settings.download_link_ttl_s)
@@ -204,6 +208,11 @@ def create_app(
         # Storage failures surface as aperture_shared.errors (StorageError, IntegrityError).
         log.warning("object store: %s (%s)", error.message, error.detail)
         return problem(503, f"{error.message}; try again in a minute")
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request: Request, _error: ClientDisconnect) -> JSONResponse:
+        log.info("a client disconnected before its request was read")
+        return problem(400, "the request body was cut off: send it again")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:

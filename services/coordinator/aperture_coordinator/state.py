@@ -247,7 +247,10 @@ class Coordinator:
         with self.database.transaction() as session:
             mous_ids = list(session.scalars(self._needs_attention(now)))
         for mous_id in mous_ids:
-            self.reconcile_mous(mous_id)
+            try:
+                self.reconcile_mous(mous_id)
+            except Exception:  # one MOUS that cannot advance must not hold back the others
+                log.exception("reconciling MOUS %s failed; the next pass tries again", mous_id)
         return len(mous_ids)
 
     def reconcile_mous(self, mous_id: str) -> None:

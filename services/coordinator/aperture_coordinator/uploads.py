@@ -276,6 +276,13 @@ async def receive_multipart(
         receiver.discard()
         message = f"the multipart body cannot be parsed ({error}); send it again"
         raise SubmissionProblem("body", message) from error
+    except OSError as error:  # the spool disk is full or gone
+        receiver.discard()
+        message = (
+            f"the coordinator cannot keep the upload ({error.strerror or error}); try again later, or put "
+            "the package in the object store and submit it by reference (object_key)"
+        )
+        raise SubmissionProblem(PACKAGE_FIELD, message, status=507) from error
     except BaseException:
         receiver.discard()
         raise

@@ -10,8 +10,9 @@ from aperture_contracts.jobs import IngestJob
 from aperture_contracts.metadata import MeasurementSetInfo
 from aperture_contracts.qa import QAMetric, QAScore
 from aperture_contracts.reports import IngestReport
-from aperture_ingest.steps import IngestStepResult
 from aperture_shared.worker import JobContext, JobOutcome
+
+from aperture_ingest.steps import IngestStepResult
 
 # Flagged fractions up to this are normal (shadowing, edges); the score falls linearly above it and
 # reaches 0 at FLAGGED_ALL_BAD.

@@ -2,9 +2,10 @@
 
 from aperture_contracts.enums import Stage
 from aperture_contracts.jobs import IngestJob
+from aperture_shared.worker import run_stage_worker
+
 from aperture_ingest.handler import ingest
 from aperture_ingest.settings import IngestSettings
-from aperture_shared.worker import run_stage_worker
 
 
 def main() -> None:

@@ -1,8 +1,7 @@
 """The ingest worker's settings (environment, prefix APERTURE_)."""
 
-from pydantic import Field
-
 from aperture_shared.settings import WorkerSettings
+from pydantic import Field
 
 
 class IngestSettings(WorkerSettings):

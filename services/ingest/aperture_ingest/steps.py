@@ -6,14 +6,14 @@ around it only moves files to and from storage.
 
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.reports import RestoredMeasurementSetRecord
+from aperture_shared.casa.calls import CasaCallLog
+from pydantic import BaseModel
+
 from aperture_ingest.measurement_set import describe_measurement_set, merge_metadata
 from aperture_ingest.package import unpack_package
 from aperture_ingest.restore import read_restore_manifest, restore
-from aperture_shared.casa.calls import CasaCallLog
 
 
 class IngestStepResult(BaseModel):

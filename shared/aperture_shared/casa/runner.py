@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
 from aperture_contracts.enums import ErrorClass
 from aperture_contracts.events import CasaCall
+
 from aperture_shared.errors import CasaCrashed, CasaOutOfMemory, CasaTimeout, JobError
 
 log = logging.getLogger(__name__)
