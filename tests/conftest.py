@@ -1,9 +1,11 @@
 """Fixtures for tests that use real servers. Locally a missing server skips its tests; under CI=true it
 fails them, so that a broken install can never pass as a green run."""
 
+import importlib.util
 import os
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 from aperture_shared.settings import CommonSettings
@@ -76,3 +78,29 @@ def amqp_vhost_url(amqp_url) -> str:
 def url_without_vhost(url: str) -> str:
     scheme, rest = url.split("://", 1)
     return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+
+def require_casa() -> None:
+    """Skip (locally) or fail (in CI) when casatools/casatasks are not installed."""
+    installed = bool(importlib.util.find_spec("casatools") and importlib.util.find_spec("casatasks"))
+    require(installed, "CASA (casatools, casatasks; `make venv` installs it)")
+
+
+@pytest.fixture(scope="session")
+def casa_tools():
+    """casatools, configured for offline use."""
+    require_casa()
+    from aperture_testdata.casa_runtime import casatools_module
+
+    return casatools_module()
+
+
+@pytest.fixture(scope="session")
+def generated_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
+    """A generated MOUS (real CASA, made once per session): the default scenario, seed 1, with calibration
+    tables and a .tar.gz package beside it."""
+    from aperture_testdata.generator import generate_mous
+
+    root: Path = tmp_path_factory.mktemp("generated-mous")
+    return generate_mous(root / "mous", seed=1, package=root / "mous.tar.gz")

@@ -170,7 +170,11 @@ class Broker:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         queue = await channel.get_queue(queue_name, ensure=True)
-        await queue.consume(lambda message: self._dispatch(queue_name, message, handler))
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._dispatch(queue_name, message, handler)
+
+        await queue.consume(on_message)
 
     async def consume_broadcast(self, exchange: str, handler: Handler) -> None:
         """A private, auto-deleted queue bound to a fanout exchange (control messages)."""
@@ -178,7 +182,11 @@ class Broker:
         channel = await self._connection.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange)
-        await queue.consume(lambda message: self._dispatch(exchange, message, handler))
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._dispatch(exchange, message, handler)
+
+        await queue.consume(on_message)
 
     async def _dispatch(self, source: str, message: AbstractIncomingMessage, handler: Handler) -> None:
         delivery = Delivery(

@@ -34,6 +34,7 @@ from aperture_contracts.events import (
     JobSucceeded,
     StageResult,
 )
+from aperture_contracts.ids import mous_key
 from aperture_contracts.jobs import JobEnvelope
 from aperture_contracts.qa import QAScore
 from aperture_contracts.storage import ObjectRef
@@ -143,8 +144,9 @@ class StageWorker(Generic[J]):
         self.broker = Broker(settings.amqp_url.get_secret_value(), f"aperture-{stage.value}-{worker_name()}")
         self.store = ObjectStore(settings)
         self.name = worker_name()
-        self._running: dict[str, asyncio.Task[JobEvent]] = {}
-        self._cancelled: set[str] = set()
+        # Keyed by (mous_id, job_id): job ids are unique only within an MOUS.
+        self._running: dict[tuple[str, str], asyncio.Task[JobEvent]] = {}
+        self._cancelled: set[tuple[str, str]] = set()
 
     # -- process life ----------------------------------------------------------------------------------
 
@@ -186,10 +188,11 @@ class StageWorker(Generic[J]):
         except ValidationError as error:
             raise PoisonMessage(f"undecodable control message: {error}") from error
         for job_id in message.job_ids:
-            task = self._running.get(job_id)
+            key = (message.mous_id, job_id)
+            task = self._running.get(key)
             if task is not None:
-                log.info("cancelling job %s: %s", job_id, message.reason)
-                self._cancelled.add(job_id)
+                log.info("cancelling job %s of %s: %s", job_id, message.mous_id, message.reason)
+                self._cancelled.add(key)
                 task.cancel()
 
     # -- one delivery ----------------------------------------------------------------------------------
@@ -217,17 +220,18 @@ class StageWorker(Generic[J]):
             await self._publish_event(
                 JobStarted(**self._envelope(job), redelivered=delivery.redelivered or delivery.delivery_count > 0)
             )
+            key = (job.mous_id, job.job_id)
             task = asyncio.create_task(self._execute(job))
-            self._running[job.job_id] = task
+            self._running[key] = task
             try:
                 event = await task
             except asyncio.CancelledError:
-                if job.job_id not in self._cancelled:
+                if key not in self._cancelled:
                     raise  # the worker is shutting down: leave the delivery for another worker
-                self._cancelled.discard(job.job_id)
+                self._cancelled.discard(key)
                 event = self._failed(job, JobCancelled("the job was cancelled"), 0.0)
             finally:
-                self._running.pop(job.job_id, None)
+                self._running.pop(key, None)
             await asyncio.to_thread(
                 self.store.put_bytes, completion_key(job), event.model_dump_json().encode(), "application/json"
             )
@@ -318,7 +322,7 @@ class StageWorker(Generic[J]):
     async def _publish_event(self, event: JobEvent) -> None:
         await self.broker.publish(
             topology.EVENTS_EXCHANGE, topology.EVENTS_ROUTING_KEY, event.model_dump_json().encode(),
-            message_id=f"{event.job_id}:{event.attempt}:{event.event_type}",
+            message_id=f"{mous_key(event.mous_id)}:{event.job_id}:{event.attempt}:{event.event_type}",
         )
 
 

@@ -45,8 +45,6 @@ from .factories import (
 
 pytestmark = [
     pytest.mark.integration,
-    # aperture_shared.messaging.Broker.consume registers a lambda, which aio-pika 10 deprecates.
-    pytest.mark.filterwarnings("ignore:You probably registering the non-coroutine function:DeprecationWarning"),
 ]
 
 INGEST_QUEUE = topology.job_queue(Stage.INGEST)
