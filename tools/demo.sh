@@ -6,11 +6,21 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="$root/.venv/bin"
+# Tables are easier to read wider than the 80 columns rich assumes when output is not a terminal.
+export COLUMNS="${COLUMNS:-140}"
 demo="$root/var/demo"
 
-cleanup() { make --no-print-directory -C "$root" down || true; }
+# Stop only what this demo started: servers and services that were already running stay up.
+started="$(mktemp)"
+services_were_running=$("$root/tools/stack/services.sh" status | grep -c running || true)
+cleanup() {
+  if [[ "$services_were_running" == 0 ]]; then "$root/tools/stack/services.sh" stop || true; fi
+  "$root/tools/stack/down.sh" --started-file "$started" || true
+  rm -f "$started"
+}
 trap cleanup EXIT
-make --no-print-directory -C "$root" up
+"$root/tools/stack/up.sh" --started-file "$started"
+"$root/tools/stack/services.sh" start
 
 echo
 echo "== generating a demonstration MOUS with CASA's simulator (ALMA configuration, 2 spws, calibrators)"

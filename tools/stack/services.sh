@@ -19,7 +19,7 @@ running() { [[ -f "$run_dir/$1.pid" ]] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/
 
 wait_healthy() { # name url
   local deadline=$((SECONDS + 90))
-  until curl -fsS -o /dev/null "$2"; do
+  until curl -fsS -o /dev/null "$2" 2>/dev/null; do
     if ! running "$1"; then
       echo "$1 exited while starting; the end of var/log/$1.log:" >&2
       tail -n 40 "$log_dir/$1.log" >&2
