@@ -19,6 +19,7 @@ cleanup() {
   rm -f "$started"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM HUP PIPE  # so that the EXIT trap runs when interrupted too
 "$root/tools/stack/up.sh" --started-file "$started"
 "$root/tools/stack/services.sh" start
 

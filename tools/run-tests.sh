@@ -10,6 +10,7 @@ stack="$root/tools/stack"
 started="$(mktemp)"
 cleanup() { "$stack/down.sh" --started-file "$started" || true; rm -f "$started"; }
 trap cleanup EXIT
+trap "exit 130" INT TERM HUP PIPE  # so that the EXIT trap runs when interrupted too
 "$stack/up.sh" --with-postgres --started-file "$started"
 
 # The compose file is validated offline with Debian's docker-compose (client only, no engine).

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from aperture_contracts.storage import ObjectRef
+from aperture_contracts.storage import ObjectRef, sha256_of_file
 
 from aperture_cli.errors import ChecksumMismatch, DownloadError
 
@@ -26,14 +26,6 @@ def product_destination(directory: Path, product_name: str) -> Path:
             "not downloading it (report this: the coordinator should never do that)"
         )
     return directory.joinpath(*relative.parts)
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def matches_stored_object(path: Path, expected: ObjectRef) -> bool:

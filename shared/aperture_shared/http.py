@@ -1,8 +1,9 @@
 """The health and metrics endpoints every worker serves (the coordinator serves them on its API)."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from aperture_contracts.api import Health
@@ -34,13 +35,20 @@ def add_health_routes(app: FastAPI, service: str, checks: HealthCheck) -> None:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a worker: the worker owns SIGTERM/SIGINT (uvicorn would take them for itself)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_operations_endpoints(service: str, host: str, port: int, checks: HealthCheck) -> None:
     """Serve health and metrics until cancelled."""
     app = FastAPI(title=f"Aperture {service} (operations)", docs_url=None, redoc_url=None)
     add_health_routes(app, service, checks)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _EmbeddedServer(config)
     try:
         await server.serve()
     except asyncio.CancelledError:

@@ -19,6 +19,10 @@ class CommonSettings(BaseSettings):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     s3_bucket: str = "aperture"
+    # Where people reach the store, when that differs from where the services do (compose: minio:9000
+    # inside, 127.0.0.1:9000 outside). Download links are signed for this host.
+    s3_public_endpoint: str | None = None
+    s3_public_secure: bool | None = None
     log_level: str = "INFO"
     log_json: bool = True
     # Where the health and metrics endpoints listen (0 = pick a free port, handy in tests).
@@ -41,16 +45,13 @@ class CommonSettings(BaseSettings):
 
 
 class CasaSettings(BaseSettings):
-    """How CASA runs for a worker: limits and where its per-job scratch directories live."""
+    """How CASA runs for a worker: its memory limit and where per-job scratch directories live. The time
+    limit comes with each job (the coordinator's APERTURE_STAGE_TIME_LIMITS_S)."""
 
     model_config = SettingsConfigDict(env_prefix="APERTURE_CASA_", extra="ignore")
 
-    time_limit_s: float = Field(3600.0, gt=0, description="default wall-clock limit of one job's CASA work")
     memory_limit_mb: int = Field(8192, gt=0, description="resident memory of the CASA process tree")
     scratch_root: Path = Path("/tmp/aperture-scratch")
-    # A writable copy of the casadata tree is made here once, so that CASA can be told its leap second
-    # table is current without touching the installed package (see CASA-NOTES).
-    data_cache: Path = Path("/tmp/aperture-casadata")
 
 
 class WorkerSettings(CommonSettings):

@@ -13,11 +13,12 @@ import json
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import urllib3
-from aperture_contracts.storage import ObjectRef
+from aperture_contracts.storage import ObjectRef, sha256_of_file
 from minio import Minio
 from minio.error import MinioException, S3Error
 from pydantic import BaseModel
@@ -30,14 +31,6 @@ SHA256_META = "sha256"
 _CHUNK = 8 * 1024 * 1024
 # Multipart uploads in parts of this size (S3 allows up to 10,000 parts: 5 TB objects).
 _PART_SIZE = 64 * 1024 * 1024
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tar_directory(directory: Path, archive: Path) -> None:
@@ -66,6 +59,16 @@ class ObjectStore:
             region=settings.s3_region,
             http_client=http,
         )
+        # Links are signed offline (the region is given), so the public host need not be reachable from here.
+        self._signer = self._client
+        if settings.s3_public_endpoint:
+            self._signer = Minio(
+                settings.s3_public_endpoint,
+                access_key=settings.s3_access_key.get_secret_value(),
+                secret_key=settings.s3_secret_key.get_secret_value(),
+                secure=settings.s3_secure if settings.s3_public_secure is None else settings.s3_public_secure,
+                region=settings.s3_region,
+            )
 
     def ensure_bucket(self) -> None:
         with _storage_errors("creating the bucket"):
@@ -198,7 +201,7 @@ class ObjectStore:
 
     def presigned_get(self, key: str, expires: timedelta) -> str:
         with _storage_errors(f"signing a link to {key}"):
-            return self._client.presigned_get_object(self.bucket, key, expires=expires)
+            return self._signer.presigned_get_object(self.bucket, key, expires=expires)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object under a prefix; returns how many."""
@@ -212,26 +215,16 @@ class ObjectStore:
         return len(keys)
 
 
-class _storage_errors:
+@contextmanager
+def _storage_errors(doing: str) -> Iterator[None]:
     """Turn client and network failures into StorageError (transient), naming what was being done."""
-
-    def __init__(self, doing: str) -> None:
-        self.doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _tb: object) -> bool:
-        if error is None:
-            return False
-        if isinstance(error, S3Error):
-            if error.code in ("NoSuchKey", "NoSuchObject"):
-                raise StorageError(f"{self.doing} failed: the object does not exist", str(error)) from error
-            raise StorageError(f"{self.doing} failed: {error.code}: {error.message}", str(error)) from error
-        if isinstance(error, MinioException | urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
-            raise StorageError(
-                f"{self.doing} failed: the object store is unreachable ({type(error).__name__})", str(error)
-            ) from error
-        return False
-
-
+    try:
+        yield
+    except S3Error as error:
+        if error.code in ("NoSuchKey", "NoSuchObject"):
+            raise StorageError(f"{doing} failed: the object does not exist", str(error)) from error
+        raise StorageError(f"{doing} failed: {error.code}: {error.message}", str(error)) from error
+    except (MinioException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as error:
+        raise StorageError(
+            f"{doing} failed: the object store is unreachable ({type(error).__name__})", str(error)
+        ) from error

@@ -147,7 +147,8 @@ async def test_a_package_without_a_measurement_set_fails_with_a_clear_reason_and
     assert "Measurement Set" in failed.message
     assert worker.alive()
     # ... and it still works afterwards.
-    await _dispatch(broker, _job(store, _package(PYUVDATA_DATA / "day2_TDEM0003_10s_norx_1src_1spw.ms", tmp_path), "r1.ingest-b"))
+    vla = _package(PYUVDATA_DATA / "day2_TDEM0003_10s_norx_1src_1spw.ms", tmp_path)
+    await _dispatch(broker, _job(store, vla, "r1.ingest-b"))
     ok = await events.wait_for(lambda e: e.job_id == "r1.ingest-b" and e.event_type == "job.succeeded", what="success")
     assert ok.result.metadata.measurement_sets
 

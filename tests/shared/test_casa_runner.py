@@ -45,11 +45,13 @@ async def test_a_step_past_its_time_limit_is_stopped_with_a_timeout(tmp_path):
         int((tmp_path / "pid").read_text())).status() == psutil.STATUS_ZOMBIE
 
 
-async def test_a_step_past_its_memory_limit_is_stopped_as_out_of_memory(tmp_path):
+async def test_a_casa_process_past_its_memory_limit_is_stopped_as_out_of_memory(tmp_path):
+    started = time.monotonic()
     with pytest.raises(CasaOutOfMemory, match="memory limit") as caught:
         await run_casa_step(
-            "support.casa_steps:allocate", {"mb": 1200}, workdir=tmp_path, time_limit_s=60, memory_limit_mb=600
+            "support.casa_steps:allocate", {"mb": 2500}, workdir=tmp_path, time_limit_s=120, memory_limit_mb=1500
         )
+    assert time.monotonic() - started < 60, "it must be stopped when it goes over, not at the time limit"
     assert caught.value.error_class is ErrorClass.OUT_OF_MEMORY
 
 

@@ -97,3 +97,11 @@ def test_an_unreachable_store_is_a_transient_storage_error():
     with pytest.raises(StorageError, match="unreachable") as caught:
         ObjectStore(down).ping()
     assert caught.value.error_class is ErrorClass.STORAGE
+
+
+def test_download_links_are_signed_for_the_public_endpoint_when_one_is_set(storage_settings):
+    settings = storage_settings.model_copy(update={"s3_public_endpoint": "archive.example.org:9443",
+                                                   "s3_public_secure": True})
+    url = ObjectStore(settings).presigned_get("mous/x/products/report.json", timedelta(minutes=5))
+    assert url.startswith(f"https://archive.example.org:9443/{settings.s3_bucket}/mous/x/products/report.json?")
+    assert "X-Amz-Signature=" in url

@@ -19,6 +19,10 @@ def sleep(arguments: dict, calls) -> None:
 
 
 def allocate(arguments: dict, calls) -> None:
+    """Load casatools (as every real step does), then grow past the limit."""
+    import casatools
+
+    casatools.table()
     block = bytearray(arguments["mb"] * 1024 * 1024)
     for i in range(0, len(block), 4096):  # touch every page so it is resident
         block[i] = 1

@@ -4,6 +4,7 @@ its outbox, the ingest worker restores with CASA, and every crash in between los
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from aperture_contracts.enums import JobState, MousState, Stage
@@ -174,3 +175,35 @@ def test_the_api_and_workers_serve_health_and_metrics(system, generated_mous):
     logs = [json.loads(line) for line in worker.log_text().splitlines() if line.startswith("{")]
     job_lines = [entry for entry in logs if entry.get("job_id") == "r1.ingest"]
     assert job_lines and all(entry["mous_id"] == MOUS_UID for entry in job_lines)
+
+
+def test_cancelling_a_running_mous_stops_its_casa_work_and_keeps_the_worker(system, generated_mous):
+    import psutil
+
+    system.start_coordinator()
+    worker = system.start_worker()
+    scratch = Path(system.env["APERTURE_CASA_SCRATCH_ROOT"])
+
+    def casa_children() -> list[psutil.Process]:
+        return [p for p in psutil.Process(worker.pid).children(recursive=True)
+                if "aperture_shared.casa.child" in " ".join(p.cmdline())]
+
+    with system.client() as client:
+        client.submit(generated_mous.package)
+        deadline = time.monotonic() + 120
+        while not casa_children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        children = casa_children()
+        assert children, "the ingest job's CASA step never started"
+        client.cancel_mous(MOUS_UID)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, "the CASA step of a cancelled job is still running"
+    detail = wait_for_state(system, MOUS_UID, {MousState.CANCELLED}, timeout=30)
+    assert ingest_job(detail).state is JobState.CANCELLED
+    assert "cancelling job r1.ingest" in worker.log_text()
+    assert worker.alive()
+    deadline = time.monotonic() + 20
+    while list(scratch.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(scratch.iterdir()) == [], "the cancelled job's scratch directory was left behind"
+    assert not [k for k in system.store().list("mous/uid___A001_X3a1_X7/work/") if k.endswith(".ms.tar")]

@@ -19,8 +19,10 @@ declare -A COMMAND_OF_PACKAGE=(
     [ceph-osd]=ceph-osd
     [ceph-common]=ceph
     [postgresql]=pg_ctlcluster
+    [curl]=curl
 )
-PACKAGES=(rabbitmq-server radosgw ceph-mon ceph-osd ceph-common postgresql)
+# curl: the health checks of tools/stack/services.sh.
+PACKAGES=(rabbitmq-server radosgw ceph-mon ceph-osd ceph-common postgresql curl)
 
 package_is_installed() {
     local package="$1"

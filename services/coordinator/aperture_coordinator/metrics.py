@@ -53,8 +53,8 @@ class DatabaseStateCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         mous, jobs, backlog = self._families()
         with self.database.transaction() as session:
-            for state, count in session.execute(select(Mous.state, func.count()).group_by(Mous.state)):
-                mous.add_metric([state.value], count)
+            for mous_state, count in session.execute(select(Mous.state, func.count()).group_by(Mous.state)):
+                mous.add_metric([mous_state.value], count)
             rows = session.execute(select(Job.stage, Job.state, func.count()).group_by(Job.stage, Job.state))
             for stage, state, count in rows:
                 jobs.add_metric([stage.value, state.value], count)
