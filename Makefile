@@ -31,10 +31,14 @@ venv: $(VENV)/.synced ## Create .venv with every package and the `aperture` CLI
 infra: ## Install (if missing) and start RabbitMQ, the S3 server and PostgreSQL on 127.0.0.1
 	$(STACK)/up.sh --with-postgres
 
+# WITH_POSTGRES=1: also start PostgreSQL and keep the coordinator's state there (unless
+# APERTURE_DATABASE_URL says otherwise); by default the state is in SQLite (var/aperture.db).
+POSTGRES_URL := postgresql+psycopg://aperture:aperture@127.0.0.1:5432/aperture
+
 .PHONY: up
 up: venv ## Start the whole local stack: servers, the coordinator/API (127.0.0.1:8000) and the workers
 	$(STACK)/up.sh $(if $(WITH_POSTGRES),--with-postgres,)
-	$(STACK)/services.sh start
+	$(if $(WITH_POSTGRES),APERTURE_DATABASE_URL="$${APERTURE_DATABASE_URL:-$(POSTGRES_URL)}",) $(STACK)/services.sh start
 
 .PHONY: down
 down: ## Stop everything `make up` started (servers that were already running are left alone)

@@ -17,6 +17,7 @@ from aperture_coordinator.settings import CoordinatorSettings
 from aperture_ingest.settings import IngestSettings
 from aperture_shared.settings import CasaSettings
 from pydantic_settings import BaseSettings
+from settings_fields import variable_is_read
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_DOCKERFILE = ROOT / "docker" / "base.Dockerfile"
@@ -48,15 +49,6 @@ def compose_file() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def read_settings(name: str, settings: type[BaseSettings]) -> bool:
-    """Whether an APERTURE_* variable is a field the service's settings (or CASA's) read."""
-    for candidate in (settings, CasaSettings):
-        prefix = str(candidate.model_config.get("env_prefix", "")).upper()
-        if name.startswith(prefix) and name[len(prefix) :].lower() in candidate.model_fields:
-            return True
-    return False
-
-
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_service_image_runs_an_entry_point_its_package_declares(service: str) -> None:
     [command] = [
@@ -82,7 +74,9 @@ def test_every_aperture_variable_set_for_a_service_is_a_setting_it_reads(service
     }
 
     assert aperture_variables
-    unread = sorted(name for name in aperture_variables if not read_settings(name, SERVICES[service]))
+    unread = sorted(
+        name for name in aperture_variables if not variable_is_read(name, SERVICES[service], CasaSettings)
+    )
     assert unread == []
 
 

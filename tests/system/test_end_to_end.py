@@ -207,3 +207,27 @@ def test_cancelling_a_running_mous_stops_its_casa_work_and_keeps_the_worker(syst
         time.sleep(0.2)
     assert list(scratch.iterdir()) == [], "the cancelled job's scratch directory was left behind"
     assert not [k for k in system.store().list("mous/uid___A001_X3a1_X7/work/") if k.endswith(".ms.tar")]
+
+
+def test_a_real_ms_directory_without_a_uid_gets_a_generated_id_and_its_metadata(system):
+    """A real, non-simulated VLA Measurement Set (no intents, no archive uid) submitted as a directory."""
+    vla = Path(__import__("pyuvdata").__file__).parent / "data" / "day2_TDEM0003_10s_norx_1src_1spw.ms"
+    system.start_coordinator()
+    system.start_worker()
+    cli = subprocess.run(
+        [str(BIN / "aperture"), "submit", str(vla), "--wait", "--api", system.api_url, "--timeout", "240"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    mous_id = next(word for word in cli.stdout.split() if word.startswith("aperture-"))
+    with system.client() as client:
+        detail = client.get_mous(mous_id)
+    assert detail.state is MousState.WAITING_FOR_SERVICE
+    (ms,) = detail.metadata.measurement_sets
+    assert ms.name == vla.name and ms.observatory == "EVLA"
+    assert not ms.has_calibrator_intents and detail.metadata.calibrated is False
+    assert detail.metadata.science_targets == [f.name for f in ms.fields if f.is_science_target]
+    assert all(not f.intents for f in ms.fields if f.is_science_target), "no intents: treated as targets"
+    spw_count = len(detail.metadata.science_spw_ids)
+    targets = len(detail.metadata.science_targets)
+    assert len(detail.jobs) == 3 + 7 * targets * spw_count + 4 * targets
