@@ -51,12 +51,13 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 COPY --chmod=0755 docker/healthcheck.py /usr/local/bin/aperture-healthcheck
 
-# Where the services write: per-job CASA scratch, spooled uploads, CASA's writable data cache. Owned
-# by the service user; named volumes mounted here start with this ownership.
-RUN mkdir -p /var/lib/aperture/scratch /var/lib/aperture/uploads /var/lib/aperture/casadata \
+# Where the services write: per-job CASA scratch and spooled uploads. Owned by the service user; named
+# volumes mounted here start with this ownership. matplotlib (imported by casatasks) wants a writable
+# config directory, which a read-only root does not give it elsewhere.
+RUN mkdir -p /var/lib/aperture/scratch /var/lib/aperture/uploads \
  && chown -R aperture:aperture /var/lib/aperture
 ENV APERTURE_CASA_SCRATCH_ROOT=/var/lib/aperture/scratch \
-    APERTURE_CASA_DATA_CACHE=/var/lib/aperture/casadata \
+    MPLCONFIGDIR=/tmp/matplotlib \
     APERTURE_LOG_JSON=true \
     HOME=/home/aperture
 

@@ -1,5 +1,5 @@
-"""Fixtures for tests that use real servers. Locally a missing server skips its tests; under CI=true it
-fails them, so that a broken install can never pass as a green run."""
+"""Fixtures for tests that use real servers, CASA and generated data (see support/requirements.py for
+what happens when one is missing)."""
 
 import importlib.util
 import os
@@ -9,18 +9,7 @@ from pathlib import Path
 
 import pytest
 from aperture_shared.settings import CommonSettings
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(available: bool, what: str) -> None:
-    """Skip (locally) or fail (in CI) when a server or tool the test needs is missing."""
-    if available:
-        return
-    message = f"{what} is not available; `make infra` starts the local servers"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: a missing dependency is a failure)")
-    pytest.skip(message)
+from support.requirements import require
 
 
 def port_open(host: str, port: int) -> bool:

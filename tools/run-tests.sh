@@ -13,8 +13,8 @@ trap cleanup EXIT
 trap "exit 130" INT TERM HUP PIPE  # so that the EXIT trap runs when interrupted too
 "$stack/up.sh" --with-postgres --started-file "$started"
 
-# The compose file is validated offline with Debian's docker-compose (client only, no engine).
-"$stack/install.sh" --compose-validator
+# docker-compose.yml and k8s/ are validated offline with docker-compose (client only) and kubectl.
+"$stack/install.sh" --deploy-validators
 
 set +e
 "$root/.venv/bin/pytest" "$@"

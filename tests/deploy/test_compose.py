@@ -7,20 +7,18 @@ tests locally and fail them under CI=true.
 """
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from support.requirements import find_tool
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SECRETS = {
     "MINIO_ROOT_PASSWORD": "minio-test-secret",
     "RABBITMQ_PASSWORD": "rabbit-test-secret",
@@ -29,17 +27,6 @@ SECRETS = {
 APERTURE_SERVICES = ("coordinator", "ingest")
 INFRASTRUCTURE = ("minio", "rabbitmq", "postgres")
 
-
-def find_tool(name: str, how_to_install: str) -> str:
-    """The tool's path; skips the test locally and fails it in CI when the tool is missing."""
-    beside_python = Path(sys.executable).parent / name
-    found = str(beside_python) if beside_python.exists() else shutil.which(name)
-    if found:
-        return found
-    message = f"{name} is not installed: {how_to_install}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: a missing tool is a failure)")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

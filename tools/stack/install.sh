@@ -24,25 +24,34 @@ declare -A COMMAND_OF_PACKAGE=(
 # curl: the health checks of tools/stack/services.sh.
 PACKAGES=(rabbitmq-server radosgw ceph-mon ceph-osd ceph-common postgresql curl)
 
+# Tools whose command is enough, whichever package brought it (kubectl may come from another vendor's
+# package, which Debian's kubernetes-client would conflict with).
+declare -A COMMAND_IS_ENOUGH=([kubernetes-client]=1)
+
 package_is_installed() {
     local package="$1"
+    if [[ -n "${COMMAND_IS_ENOUGH[$package]:-}" ]]; then
+        command -v "${COMMAND_OF_PACKAGE[$package]}" >/dev/null 2>&1
+        return
+    fi
     [[ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" == "install ok installed" ]] &&
         PATH="$PATH:/usr/sbin:/sbin" command -v "${COMMAND_OF_PACKAGE[$package]}" >/dev/null 2>&1
 }
 
 usage() {
-    printf 'usage: %s [--compose-validator]\n' "$0" >&2
-    printf '  --compose-validator  also Debian docker-compose (client only, no engine): it checks\n' >&2
-    printf '                       docker-compose.yml offline with `docker-compose config -q`\n' >&2
+    printf 'usage: %s [--deploy-validators]\n' "$0" >&2
+    printf '  --deploy-validators  also docker-compose (client only, no engine) and kubectl, which check\n' >&2
+    printf '                       docker-compose.yml and k8s/ offline\n' >&2
     exit 2
 }
 
 main() {
     while (($# > 0)); do
         case "$1" in
-            --compose-validator)
-                PACKAGES+=(docker-compose)
+            --deploy-validators)
+                PACKAGES+=(docker-compose kubernetes-client)
                 COMMAND_OF_PACKAGE[docker-compose]=docker-compose
+                COMMAND_OF_PACKAGE[kubernetes-client]=kubectl
                 ;;
             *) usage ;;
         esac
