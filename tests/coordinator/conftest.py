@@ -18,6 +18,7 @@ from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
 from sqlalchemy.engine import make_url
+from support.requirements import require
 
 from .factories import InMemoryObjectStore
 
@@ -48,10 +49,11 @@ def require_postgres() -> None:
     problem = _postgres_unreachable()
     if problem is None:
         return
-    message = f"PostgreSQL at {make_url(postgres_url()).render_as_string()} is unreachable ({problem})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run the coordinator's tests on PostgreSQL too")
-    pytest.skip(f"{message}; set {POSTGRES_URL_ENV} to run these tests on PostgreSQL")
+    require(
+        False,
+        f"PostgreSQL at {make_url(postgres_url()).render_as_string()} ({problem}; "
+        f"set {POSTGRES_URL_ENV} to run these tests on another server)",
+    )
 
 
 # The PostgreSQL runs need a server: they are integration tests (`make test-fast` leaves them out).

@@ -4,7 +4,6 @@ that the pyuvdata 2.4.5 wheel carries (never the installed files themselves).
 The MSs used are named in real_measurement_sets.py.
 """
 
-import os
 import shutil
 import tarfile
 import warnings
@@ -14,17 +13,7 @@ from types import ModuleType
 
 import pytest
 from real_measurement_sets import ALMA_EXCERPT
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(available: bool, what: str) -> None:
-    """Skip locally, fail under CI=true, when something the test needs is missing."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is not available (CI=true: a missing dependency is a failure)")
-    pytest.skip(f"{what} is not available")
+from support.requirements import require
 
 
 @pytest.fixture(scope="session")

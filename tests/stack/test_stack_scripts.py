@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.requirements import require
 
 STACK_SCRIPTS = Path(__file__).resolve().parents[2] / "tools" / "stack"
 PORT_OF_SERVER = {"rabbitmq": 5672, "s3": 7480, "postgres": 5432}
@@ -43,12 +44,7 @@ def port_answers(port: int) -> bool:
 def require_server(server: str) -> None:
     """Skip when the server is not running locally; in CI (CI=true) its absence is a failure."""
     port = PORT_OF_SERVER[server]
-    if port_answers(port):
-        return
-    message = f"{server} is not running on 127.0.0.1:{port}; start it with tools/stack/up.sh --with-postgres"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    require(port_answers(port), f"{server} on 127.0.0.1:{port} (tools/stack/up.sh --with-postgres starts it)")
 
 
 @pytest.mark.parametrize("server", SERVERS)
