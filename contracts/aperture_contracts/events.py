@@ -1,10 +1,12 @@
 """Completion events: what a worker tells the coordinator about a job attempt."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aperture_contracts.continuum import ContinuumRanges
 from aperture_contracts.enums import ErrorClass, Stage
 from aperture_contracts.ids import JobId, MousId
 from aperture_contracts.metadata import MousMetadata
@@ -49,7 +51,32 @@ class IngestResult(BaseModel):
     restored_tables: list[str] = Field(default_factory=list)
 
 
-StageResult = Annotated[IngestResult, Field(discriminator="result_type")]
+class CalibrationMode(StrEnum):
+    RESTORED = "restored"  # calibrated at ingest from the package's tables: passed through
+    CALIBRATED = "calibrated"  # calibrated here from the calibrators in the data
+    ALREADY_CALIBRATED = "already_calibrated"  # delivered calibrated (no calibrator intents needed)
+    UNCALIBRATED = "uncalibrated"  # cannot be calibrated (e.g. no calibrators): reported, never hidden
+
+
+class CalibrationResult(BaseModel):
+    result_type: Literal["calibration"] = "calibration"
+    mode: CalibrationMode
+    flux_scale_known: bool
+    measurement_sets: list[ObjectRef] = Field(description="MSs whose DATA column holds the calibrated data")
+    tables: list[ObjectRef] = Field(default_factory=list, description="calibration tables made here")
+    summary: str = Field(description="what was done, or why not, for a person")
+
+
+class FindcontResult(BaseModel):
+    result_type: Literal["findcont"] = "findcont"
+    continuum: ContinuumRanges
+    cont_dat: ObjectRef = Field(description="cont.dat (ALMA format) for this target and spw")
+    plot: ObjectRef | None = Field(None, description="PNG of the spectrum with the chosen ranges")
+
+
+StageResult = Annotated[
+    IngestResult | CalibrationResult | FindcontResult, Field(discriminator="result_type")
+]
 
 
 class JobSucceeded(EventEnvelope):

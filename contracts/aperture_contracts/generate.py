@@ -23,6 +23,8 @@ ASYNCAPI_PATH = CONTRACTS_DIR / "asyncapi.json"
 # Every model that crosses a boundary: messages on the broker, HTTP bodies, files in packages.
 MESSAGE_MODELS: dict[str, type[BaseModel]] = {
     "IngestJob": jobs.IngestJob,
+    "CalibrationJob": jobs.CalibrationJob,
+    "FindcontJob": jobs.FindcontJob,
     "JobStarted": events.JobStarted,
     "JobSucceeded": events.JobSucceeded,
     "JobFailed": events.JobFailed,
@@ -69,7 +71,7 @@ def asyncapi_document() -> dict[str, Any]:
         schemas[name] = schema
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    job_messages = {Stage.INGEST: "IngestJob"}
+    job_messages = {Stage.INGEST: "IngestJob", Stage.CALIBRATION: "CalibrationJob", Stage.FINDCONT: "FindcontJob"}
     for stage in Stage:
         channel = f"jobs.{stage.value}"
         message = job_messages.get(stage)
@@ -115,6 +117,8 @@ def asyncapi_document() -> dict[str, Any]:
     operations["cancelJobs"] = {"action": "send", "channel": {"$ref": "#/channels/control"}}
     summaries = {
         "IngestJob": "Check, describe and restore an MS package.",
+        "CalibrationJob": "Calibrate the ingested MSs, or pass restored ones through.",
+        "FindcontJob": "Find the continuum ranges of one target in one spw.",
         "JobStarted": "A worker took a job attempt.",
         "JobSucceeded": "A job attempt finished; its outputs are stored.",
         "JobFailed": "A job attempt failed, with its error class.",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aperture_contracts.enums import Stage
 from aperture_contracts.ids import JobId, MousId
+from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.storage import ObjectRef
 from aperture_contracts.version import SchemaVersion
 
@@ -46,5 +47,29 @@ class IngestJob(JobEnvelope):
     package_name: str = Field(description="the name it was submitted under", examples=["X2dd.ms.tar.gz"])
 
 
+class CalibrationJob(JobEnvelope):
+    """Calibrate the ingested MSs, or record that they arrived calibrated (the restore path)."""
+
+    message_type: Literal["calibration.job"] = "calibration.job"
+    stage: Literal[Stage.CALIBRATION] = Stage.CALIBRATION
+    measurement_sets: list[ObjectRef] = Field(min_length=1, description="what ingest stored, one per MS")
+    metadata: MousMetadata
+
+
+class FindcontJob(JobEnvelope):
+    """Find the continuum (line-free) frequency ranges of one target in one spw."""
+
+    message_type: Literal["findcont.job"] = "findcont.job"
+    stage: Literal[Stage.FINDCONT] = Stage.FINDCONT
+    target: str
+    spw_id: int = Field(ge=0)
+    measurement_sets: list[ObjectRef] = Field(min_length=1, description="calibrated MSs (DATA is calibrated)")
+    metadata: MousMetadata
+    operator_cont_dat: ObjectRef | None = Field(
+        None, description="an edited cont.dat supplied for the MOUS; it takes precedence where it covers "
+        "this target and spw"
+    )
+
+
 # Stages that are not built yet have no message type; they add theirs here.
-JobMessage = Annotated[IngestJob, Field(discriminator="message_type")]
+JobMessage = Annotated[IngestJob | CalibrationJob | FindcontJob, Field(discriminator="message_type")]

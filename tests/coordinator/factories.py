@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aperture_contracts.enums import ErrorClass, JobState, Stage
-from aperture_contracts.events import IngestResult, JobFailed, JobStarted, JobSucceeded
+from aperture_contracts.events import (
+    CalibrationMode,
+    CalibrationResult,
+    IngestResult,
+    JobFailed,
+    JobStarted,
+    JobSucceeded,
+)
 from aperture_contracts.ids import mous_key
 from aperture_contracts.metadata import FieldInfo, MeasurementSetInfo, MousMetadata, SpectralWindow
 from aperture_contracts.qa import QAMetric, QAScore
@@ -121,11 +128,19 @@ def ingest_succeeded(job_id: str = "r1.ingest", attempt: int = 1, *, at: datetim
 
 def stage_succeeded(job_id: str, stage: Stage, attempt: int = 1, *, at: datetime,
                     mous_id: str = MOUS_ID) -> JobSucceeded:
-    """Success of a job of a later stage. The contracts define only ingest's result type so far, so the
-    event carries that shape; the coordinator reads a result's content for ingest jobs only."""
+    """Success of a job of a later stage. Calibration reports its own result type (later stages read it);
+    stages whose result type the contracts do not define yet carry ingest's shape."""
     event = ingest_succeeded(job_id, attempt, at=at, metadata=grid_metadata(0, 0), mous_id=mous_id)
     output = object_ref(f"mous/{mous_key(mous_id)}/work/{job_id}/out.fits", job_id.encode())
-    return event.model_copy(update={"stage": stage, "outputs": [output], "qa": [], "log": None})
+    update: dict[str, object] = {"stage": stage, "outputs": [output], "qa": [], "log": None}
+    if stage == Stage.CALIBRATION:
+        calibrated = object_ref(f"mous/{mous_key(mous_id)}/work/{job_id}/uid___A002_X1_X2.ms.tar", b"calibrated")
+        update["outputs"] = [calibrated]
+        update["result"] = CalibrationResult(
+            mode=CalibrationMode.CALIBRATED, flux_scale_known=True, measurement_sets=[calibrated],
+            summary="calibrated from the bandpass, flux and phase calibrators",
+        )
+    return event.model_copy(update=update)
 
 
 def failed(job_id: str, error_class: ErrorClass, attempt: int = 1, *, at: datetime,
