@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aperture_contracts.continuum import ContinuumRanges
-from aperture_contracts.enums import ErrorClass, Stage
+from aperture_contracts.enums import ErrorClass, ImagingKind, Stage
 from aperture_contracts.ids import JobId, MousId
+from aperture_contracts.imaging import ImageProduct
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.qa import QAScore
 from aperture_contracts.storage import ObjectRef
@@ -74,8 +75,19 @@ class FindcontResult(BaseModel):
     plot: ObjectRef | None = Field(None, description="PNG of the spectrum with the chosen ranges")
 
 
+class ImagingResult(BaseModel):
+    result_type: Literal["imaging"] = "imaging"
+    kind: ImagingKind
+    target: str
+    spw_ids: list[int]
+    images: list[ImageProduct] = Field(default_factory=list, description="empty for continuum subtraction")
+    measurement_sets: list[ObjectRef] = Field(
+        default_factory=list, description="continuum subtraction: the continuum-subtracted MSs"
+    )
+
+
 StageResult = Annotated[
-    IngestResult | CalibrationResult | FindcontResult, Field(discriminator="result_type")
+    IngestResult | CalibrationResult | FindcontResult | ImagingResult, Field(discriminator="result_type")
 ]
 
 

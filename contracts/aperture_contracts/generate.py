@@ -25,6 +25,7 @@ MESSAGE_MODELS: dict[str, type[BaseModel]] = {
     "IngestJob": jobs.IngestJob,
     "CalibrationJob": jobs.CalibrationJob,
     "FindcontJob": jobs.FindcontJob,
+    "ImagingJob": jobs.ImagingJob,
     "JobStarted": events.JobStarted,
     "JobSucceeded": events.JobSucceeded,
     "JobFailed": events.JobFailed,
@@ -71,7 +72,8 @@ def asyncapi_document() -> dict[str, Any]:
         schemas[name] = schema
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    job_messages = {Stage.INGEST: "IngestJob", Stage.CALIBRATION: "CalibrationJob", Stage.FINDCONT: "FindcontJob"}
+    job_messages = {Stage.INGEST: "IngestJob", Stage.CALIBRATION: "CalibrationJob", Stage.FINDCONT: "FindcontJob",
+                    Stage.IMAGING: "ImagingJob"}
     for stage in Stage:
         channel = f"jobs.{stage.value}"
         message = job_messages.get(stage)
@@ -119,6 +121,7 @@ def asyncapi_document() -> dict[str, Any]:
         "IngestJob": "Check, describe and restore an MS package.",
         "CalibrationJob": "Calibrate the ingested MSs, or pass restored ones through.",
         "FindcontJob": "Find the continuum ranges of one target in one spw.",
+        "ImagingJob": "Subtract a target's continuum, or make one of its images.",
         "JobStarted": "A worker took a job attempt.",
         "JobSucceeded": "A job attempt finished; its outputs are stored.",
         "JobFailed": "A job attempt failed, with its error class.",

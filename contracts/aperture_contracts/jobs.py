@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aperture_contracts.enums import Stage
+from aperture_contracts.continuum import ContinuumRanges
+from aperture_contracts.enums import ImagingKind, Stage
 from aperture_contracts.ids import JobId, MousId
+from aperture_contracts.imaging import ImagingOverrides, ProductSizeLimits
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.storage import ObjectRef
 from aperture_contracts.version import SchemaVersion
@@ -47,6 +49,18 @@ class IngestJob(JobEnvelope):
     package_name: str = Field(description="the name it was submitted under", examples=["X2dd.ms.tar.gz"])
 
 
+class FluxModel(BaseModel):
+    """The flux density of a flux calibrator that CASA has no model for, given with the job:
+    S(nu) = flux_jy * (nu / reference_frequency_hz) ** spectral_index (Stokes I)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, description="the calibrator's field name in the MS", examples=["J1517-2422"])
+    flux_jy: float = Field(gt=0)
+    reference_frequency_hz: float = Field(gt=0)
+    spectral_index: float = 0.0
+
+
 class CalibrationJob(JobEnvelope):
     """Calibrate the ingested MSs, or record that they arrived calibrated (the restore path)."""
 
@@ -54,6 +68,11 @@ class CalibrationJob(JobEnvelope):
     stage: Literal[Stage.CALIBRATION] = Stage.CALIBRATION
     measurement_sets: list[ObjectRef] = Field(min_length=1, description="what ingest stored, one per MS")
     metadata: MousMetadata
+    flux_models: list[FluxModel] = Field(
+        default_factory=list,
+        description="flux densities of flux calibrators that are neither solar-system objects nor in CASA's "
+        "catalogues (e.g. from the ALMA calibrator catalogue); without one the flux scale is relative",
+    )
 
 
 class FindcontJob(JobEnvelope):
@@ -71,5 +90,25 @@ class FindcontJob(JobEnvelope):
     )
 
 
+class ImagingJob(JobEnvelope):
+    """One imaging-stage job: continuum subtraction of a target, or one image of it (mfs per spw, the
+    aggregate continuum over its spws, or a line cube per spw)."""
+
+    message_type: Literal["imaging.job"] = "imaging.job"
+    stage: Literal[Stage.IMAGING] = Stage.IMAGING
+    kind: ImagingKind
+    target: str
+    spw_ids: list[int] = Field(min_length=1)
+    measurement_sets: list[ObjectRef] = Field(
+        min_length=1, description="calibrated MSs (contsub, mfs, cont) or continuum-subtracted ones (cube)"
+    )
+    continuum: list[ContinuumRanges] = Field(description="the continuum ranges of the job's spws, from findcont")
+    metadata: MousMetadata
+    overrides: ImagingOverrides = Field(default_factory=ImagingOverrides)
+    size_limits: ProductSizeLimits = Field(default_factory=ProductSizeLimits)
+
+
 # Stages that are not built yet have no message type; they add theirs here.
-JobMessage = Annotated[IngestJob | CalibrationJob | FindcontJob, Field(discriminator="message_type")]
+JobMessage = Annotated[
+    IngestJob | CalibrationJob | FindcontJob | ImagingJob, Field(discriminator="message_type")
+]

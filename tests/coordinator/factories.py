@@ -7,10 +7,13 @@ import tarfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from aperture_contracts.enums import ErrorClass, JobState, Stage
+from aperture_contracts.continuum import ContinuumCase, ContinuumRanges, FrequencyRange
+from aperture_contracts.enums import ErrorClass, ImagingKind, JobState, Stage
 from aperture_contracts.events import (
     CalibrationMode,
     CalibrationResult,
+    FindcontResult,
+    ImagingResult,
     IngestResult,
     JobFailed,
     JobStarted,
@@ -126,19 +129,39 @@ def ingest_succeeded(job_id: str = "r1.ingest", attempt: int = 1, *, at: datetim
     )
 
 
-def stage_succeeded(job_id: str, stage: Stage, attempt: int = 1, *, at: datetime,
-                    mous_id: str = MOUS_ID) -> JobSucceeded:
-    """Success of a job of a later stage. Calibration reports its own result type (later stages read it);
-    stages whose result type the contracts do not define yet carry ingest's shape."""
+def stage_succeeded(job_id: str, stage: Stage, attempt: int = 1, *, at: datetime, mous_id: str = MOUS_ID,
+                    target: str | None = None, spw_id: int | None = None, kind: str = "") -> JobSucceeded:
+    """Success of a job of a later stage, with the result type of its stage (later stages' job messages
+    are built from them); stages whose result type the contracts do not define yet carry ingest's shape."""
     event = ingest_succeeded(job_id, attempt, at=at, metadata=grid_metadata(0, 0), mous_id=mous_id)
-    output = object_ref(f"mous/{mous_key(mous_id)}/work/{job_id}/out.fits", job_id.encode())
+    work = f"mous/{mous_key(mous_id)}/work/{job_id}/"
+    output = object_ref(work + "out.fits", job_id.encode())
     update: dict[str, object] = {"stage": stage, "outputs": [output], "qa": [], "log": None}
     if stage == Stage.CALIBRATION:
-        calibrated = object_ref(f"mous/{mous_key(mous_id)}/work/{job_id}/uid___A002_X1_X2.ms.tar", b"calibrated")
+        calibrated = object_ref(work + "uid___A002_X1_X2.ms.tar", b"calibrated")
         update["outputs"] = [calibrated]
         update["result"] = CalibrationResult(
             mode=CalibrationMode.CALIBRATED, flux_scale_known=True, measurement_sets=[calibrated],
             summary="calibrated from the bandpass, flux and phase calibrators",
+        )
+    elif stage == Stage.FINDCONT and target is not None and spw_id is not None:
+        cont_dat = object_ref(work + "cont.dat", b"Field: x")
+        update["outputs"] = [cont_dat]
+        update["result"] = FindcontResult(
+            continuum=ContinuumRanges(
+                target=target, spw_id=spw_id, ranges=[FrequencyRange(low_hz=230.0e9, high_hz=230.4e9)],
+                channel_ranges="0~25", case=ContinuumCase.LINES_AND_CONTINUUM, source="findcont",
+                continuum_fraction=0.2,
+            ),
+            cont_dat=cont_dat,
+        )
+    elif stage == Stage.IMAGING and target is not None:
+        subtracted = []
+        if kind == "contsub":
+            subtracted = [object_ref(work + "uid___A002_X1_X2.contsub.ms.tar", job_id.encode())]
+        update["result"] = ImagingResult(
+            kind=ImagingKind(kind), target=target, spw_ids=[spw_id] if spw_id is not None else [],
+            measurement_sets=subtracted,
         )
     return event.model_copy(update=update)
 

@@ -4,9 +4,9 @@ MSs reach every findcont job (on SQLite and PostgreSQL)."""
 import random
 
 import pytest
-from aperture_contracts.enums import JobState, Stage
+from aperture_contracts.enums import ImagingKind, JobState, Stage
 from aperture_contracts.events import CalibrationResult
-from aperture_contracts.jobs import CalibrationJob, FindcontJob
+from aperture_contracts.jobs import CalibrationJob, FindcontJob, ImagingJob
 from aperture_coordinator.db import Database
 from aperture_coordinator.job_messages import MissingInput, dependency_result
 from aperture_coordinator.settings import CoordinatorSettings
@@ -86,3 +86,47 @@ def test_a_job_whose_dependency_left_no_result_is_a_clear_internal_error(
         job = session.merge(job)
         with pytest.raises(MissingInput, match="r1.ingest has no succeeded calibration job"):
             dependency_result(job, Stage.CALIBRATION, CalibrationResult)
+
+
+@pytest.fixture
+def through_imaging(database: Database, settings: CoordinatorSettings, clock: FakeClock) -> Coordinator:
+    stages = [Stage.INGEST, Stage.CALIBRATION, Stage.FINDCONT, Stage.IMAGING]
+    return Coordinator(database, settings.model_copy(update={"enabled_stages": stages}), clock=clock,
+                       rng=random.Random(4))
+
+
+def finish(coordinator: Coordinator, database: Database, clock: FakeClock, job_id: str):
+    job = load_job(database, job_id)
+    coordinator.apply_event(started(job_id, at=clock.advance(1), stage=job.stage, worker=f"{job.stage.value}:1"))
+    event = stage_succeeded(job_id, job.stage, at=clock.advance(1), target=job.target, spw_id=job.spw_id,
+                            kind=job.kind)
+    coordinator.apply_event(event)
+    return event
+
+
+def test_imaging_jobs_read_calibrated_data_and_cubes_read_the_continuum_subtracted_data(
+    through_imaging: Coordinator, database: Database, clock: FakeClock
+) -> None:
+    through_imaging.submit(Submission(MOUS_ID, PACKAGE, "p.tar"))
+    through_imaging.apply_event(started("r1.ingest", at=clock.advance(1)))
+    through_imaging.apply_event(ingest_succeeded(at=clock.advance(1), metadata=metadata_for({"NGC 1068": [25, 27]})))
+    calibrated = finish(through_imaging, database, clock, "r1.calibration").result
+    finish(through_imaging, database, clock, "r1.findcont.ngc_1068.spw25")
+    finish(through_imaging, database, clock, "r1.findcont.ngc_1068.spw27")
+
+    by_id = {job.job_id: job for job in map(ImagingJob.model_validate_json, messages(database, Stage.IMAGING))}
+    assert set(by_id) == {"r1.imaging.contsub.ngc_1068", "r1.imaging.mfs.ngc_1068.spw25",
+                          "r1.imaging.mfs.ngc_1068.spw27", "r1.imaging.cont.ngc_1068"}
+    for job in by_id.values():
+        assert job.measurement_sets == calibrated.measurement_sets
+    assert by_id["r1.imaging.mfs.ngc_1068.spw27"].spw_ids == [27]
+    assert [c.spw_id for c in by_id["r1.imaging.mfs.ngc_1068.spw27"].continuum] == [27]
+    assert by_id["r1.imaging.cont.ngc_1068"].spw_ids == [25, 27]
+    assert by_id["r1.imaging.contsub.ngc_1068"].kind is ImagingKind.CONTSUB
+
+    subtracted = finish(through_imaging, database, clock, "r1.imaging.contsub.ngc_1068").result
+    cubes = [job for job in map(ImagingJob.model_validate_json, messages(database, Stage.IMAGING))
+             if job.kind is ImagingKind.CUBE]
+    assert sorted(job.spw_ids[0] for job in cubes) == [25, 27]
+    assert all(job.measurement_sets == subtracted.measurement_sets for job in cubes)
+    assert all([c.spw_id for c in job.continuum] == job.spw_ids for job in cubes)

@@ -29,8 +29,8 @@ def test_enabled_stages_and_time_limits_come_from_the_environment(monkeypatch: p
 
 
 def test_a_stage_without_a_job_message_cannot_be_enabled() -> None:
-    with pytest.raises(ValidationError, match="enabled_stages names imaging, which has no job message"):
-        CoordinatorSettings(enabled_stages=[Stage.INGEST, Stage.IMAGING])
+    with pytest.raises(ValidationError, match="enabled_stages names previews, which has no job message"):
+        CoordinatorSettings(enabled_stages=[Stage.INGEST, Stage.PREVIEWS])
 
 
 @pytest.mark.parametrize(

@@ -483,7 +483,10 @@ def run_wave(coordinator: Coordinator, database: Database, clock: FakeClock) -> 
         if stage == Stage.INGEST:
             coordinator.apply_event(ingest_succeeded(at=clock.advance(1), metadata=grid_metadata(2, 2)))
         else:
-            coordinator.apply_event(stage_succeeded(job_id, stage, at=clock.advance(1)))
+            job = load_job(database, job_id)
+            coordinator.apply_event(stage_succeeded(
+                job_id, stage, at=clock.advance(1), target=job.target, spw_id=job.spw_id, kind=job.kind
+            ))
     return wave
 
 

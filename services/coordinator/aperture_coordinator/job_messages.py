@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
-from aperture_contracts.enums import Stage
-from aperture_contracts.events import CalibrationResult, IngestResult, StageResult
+from aperture_contracts.enums import ImagingKind, Stage
+from aperture_contracts.events import CalibrationResult, FindcontResult, ImagingResult, IngestResult, StageResult
 from aperture_contracts.ids import mous_key
-from aperture_contracts.jobs import CalibrationJob, FindcontJob, IngestJob, JobEnvelope
+from aperture_contracts.jobs import CalibrationJob, FindcontJob, ImagingJob, IngestJob, JobEnvelope
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.storage import ObjectRef
 from pydantic import TypeAdapter
@@ -57,14 +57,34 @@ class MissingInput(RuntimeError):
     """A job is dispatched without the result of a job it depends on: a planner or state bug."""
 
 
-def dependency_result(job: Job, stage: Stage, result_type: type[R]) -> R:
-    """The result of the job of `stage` that `job` depends on (the planner gives it exactly one)."""
-    for dependency in job.depends_on:
-        if dependency.stage == stage and dependency.result is not None:
-            result = _STAGE_RESULT.validate_python(dependency.result["result"])
+def ancestor_results(job: Job, stage: Stage, result_type: type[R]) -> list[R]:
+    """The results of every job of `stage` that `job` depends on, directly or through other jobs, in the
+    order first reached (a cube reaches its calibrated data through contsub and findcont)."""
+    found: list[R] = []
+    seen: set[str] = set()
+    frontier = list(job.depends_on)
+    while frontier:
+        ancestor = frontier.pop(0)
+        if ancestor.job_id in seen:
+            continue
+        seen.add(ancestor.job_id)
+        if ancestor.stage == stage and ancestor.result is not None:
+            result = _STAGE_RESULT.validate_python(ancestor.result["result"])
             if isinstance(result, result_type):
-                return result
-    raise MissingInput(f"job {job.job_id} has no succeeded {stage.value} job with a {result_type.__name__}")
+                found.append(result)
+                continue
+        frontier.extend(ancestor.depends_on)
+    return found
+
+
+def dependency_result(job: Job, stage: Stage, result_type: type[R]) -> R:
+    """The one result of `stage` that `job` depends on, directly or through other jobs."""
+    results = ancestor_results(job, stage, result_type)
+    if not results:
+        raise MissingInput(
+            f"job {job.job_id} has no succeeded {stage.value} job with a {result_type.__name__}"
+        )
+    return results[0]
 
 
 def _envelope(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> dict[str, object]:
@@ -94,6 +114,31 @@ def _findcont_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) 
     )
 
 
+def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> ImagingJob:
+    """Continuum subtraction and the images read the calibrated data; cubes read the continuum-subtracted
+    data that their target's contsub job made. All carry the continuum ranges findcont found."""
+    kind = ImagingKind(job.kind)
+    if job.target is None:
+        raise MissingInput(f"imaging job {job.job_id} names no target")
+    continuum = sorted(
+        (found.continuum for found in ancestor_results(job, Stage.FINDCONT, FindcontResult)
+         if found.continuum.target == job.target and (job.spw_id is None or found.continuum.spw_id == job.spw_id)),
+        key=lambda ranges: ranges.spw_id,
+    )
+    if not continuum:
+        raise MissingInput(f"imaging job {job.job_id} has no continuum ranges from findcont")
+    if kind == ImagingKind.CUBE:
+        measurement_sets = dependency_result(job, Stage.IMAGING, ImagingResult).measurement_sets
+    else:
+        measurement_sets = dependency_result(job, Stage.CALIBRATION, CalibrationResult).measurement_sets
+    return ImagingJob(
+        **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
+        kind=kind, target=job.target, spw_ids=[ranges.spw_id for ranges in continuum],
+        measurement_sets=measurement_sets, continuum=continuum,
+        metadata=MousMetadata.model_validate(mous.observation),
+    )
+
+
 MessageBuilder = Callable[[Mous, Job, float, datetime], JobEnvelope]
 """Makes the message of a job's current attempt from the MOUS, the job, its time limit and the time."""
 
@@ -101,5 +146,6 @@ MESSAGE_BUILDERS: Mapping[Stage, MessageBuilder] = {
     Stage.INGEST: _ingest_message,
     Stage.CALIBRATION: _calibration_message,
     Stage.FINDCONT: _findcont_message,
+    Stage.IMAGING: _imaging_message,
 }
 STAGES_WITH_MESSAGES = frozenset(MESSAGE_BUILDERS)
