@@ -39,7 +39,16 @@ class PhaseScatter(BaseModel):
 @dataclass(frozen=True)
 class FlagSummary:
     flagged_fraction: float
-    per_antenna: dict[str, float]
+    per_antenna: dict[str, float]  # flagged fraction per antenna name
+    spw_share: dict[int, float]  # the fraction of all visibilities in each spw
+
+    def edge_share(self, edge_channels: dict[int, int], num_channels: dict[int, int]) -> float:
+        """The fraction of all visibilities that lie in the spw edge channels flagged on purpose."""
+        return sum(
+            self.spw_share.get(spw, 0.0) * 2 * edge / num_channels[spw]
+            for spw, edge in edge_channels.items()
+            if num_channels.get(spw)
+        )
 
 
 def _tools() -> Any:
@@ -66,8 +75,15 @@ def flag_summary(summary: dict[str, Any]) -> FlagSummary:
         for name, counts in summary.get("antenna", {}).items()
         if float(counts.get("total", 0.0)) > 0
     }
+    spw_share = {
+        int(spw): float(counts.get("total", 0.0)) / total
+        for spw, counts in summary.get("spw", {}).items()
+        if str(spw).isdigit() and total
+    }
     return FlagSummary(
-        flagged_fraction=float(summary.get("flagged", 0.0)) / total if total else 0.0, per_antenna=per_antenna
+        flagged_fraction=float(summary.get("flagged", 0.0)) / total if total else 0.0,
+        per_antenna=per_antenna,
+        spw_share=spw_share,
     )
 
 
@@ -89,23 +105,37 @@ def reference_antennas(vis: Path, flagged_per_antenna: dict[str, float], count: 
     return [names[i] for i in usable[:count]]
 
 
-def solution_statistics(table_path: Path, kind: str) -> SolutionStatistics:
+def solution_statistics(table_path: Path, kind: str, edge_channels: dict[int, int] | None = None) -> SolutionStatistics:
     """Median SNR over the unflagged solutions (per antenna, polarisation, channel and time) and the
-    fraction of solutions flagged (below the minimum SNR, or without data)."""
+    fraction of solutions flagged (below the minimum SNR, or without data).
+
+    edge_channels (spw id -> channels at each edge): channels left out of both numbers, because the
+    data there were flagged on purpose (a bandpass has no solution in them by design). Read one spw at
+    a time: a bandpass table's cells are as wide as their spw."""
+    snrs: list[np.ndarray] = []
+    counted, flagged = 0, 0
     with open_table(table_path) as table:
-        if table.nrows() == 0:
-            return SolutionStatistics(
-                table=table_path.name, kind=kind, solutions=0, median_snr=None, flagged_fraction=1.0
-            )
-        snr = np.asarray(table.getcol("SNR"))
-        flags = np.asarray(table.getcol("FLAG"))
-    good = snr[~flags]
+        spws = sorted({int(s) for s in table.getcol("SPECTRAL_WINDOW_ID")}) if table.nrows() else []
+        for spw in spws:
+            selection = table.query(f"SPECTRAL_WINDOW_ID=={spw}")
+            try:
+                snr = np.asarray(selection.getcol("SNR"))  # (polarisation, channel, row)
+                flags = np.asarray(selection.getcol("FLAG"))
+            finally:
+                selection.close()
+            edge = (edge_channels or {}).get(spw, 0)
+            if edge and snr.shape[1] > 2 * edge:
+                snr, flags = snr[:, edge : snr.shape[1] - edge], flags[:, edge : flags.shape[1] - edge]
+            snrs.append(snr[~flags])
+            counted += flags.size
+            flagged += int(flags.sum())
+    good = np.concatenate(snrs) if snrs else np.empty(0)
     return SolutionStatistics(
         table=table_path.name,
         kind=kind,
-        solutions=int(flags.size),
+        solutions=counted,
         median_snr=round(float(np.median(good)), 2) if good.size else None,
-        flagged_fraction=round(float(flags.mean()), 5),
+        flagged_fraction=round(flagged / counted, 5) if counted else 1.0,
     )
 
 

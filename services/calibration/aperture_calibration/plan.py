@@ -130,6 +130,7 @@ class CalibrationPlan(BaseModel):
     science_spw_ids: list[int]
     edge_channels: dict[int, int] = Field(description="spw id -> channels flagged at each edge")
     edge_flag_selection: str = Field(description="those channels as a CASA spw selection ('' when none)")
+    num_channels: dict[int, int] = Field(description="spw id -> channels, for every science spw")
     bandpass: FieldSelection
     flux: FluxReference
     phase_calibrators: list[FieldSelection]
@@ -216,6 +217,7 @@ def plan_calibration(
         ms_name=info.name,
         science_spw_ids=[spw.spw_id for spw in science],
         edge_channels=edges,
+        num_channels={spw.spw_id: spw.num_channels for spw in science},
         edge_flag_selection=",".join(
             f"{spw.spw_id}:0~{edges[spw.spw_id] - 1};{spw.num_channels - edges[spw.spw_id]}~{spw.num_channels - 1}"
             for spw in science

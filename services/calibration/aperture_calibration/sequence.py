@@ -4,7 +4,8 @@ inside the CASA child process; every task goes through `CasaCallLog.task`, so th
 1. Deterministic flagging (one flagdata pass over the data, mode='list'): autocorrelations, shadowed
    antennas, visibilities of exactly zero (clip, clipzeros), and the edge channels of each science spw.
 2. setjy on the flux reference (plan.FluxReference: a solar-system or catalogue model, the job's model,
-   or 1 Jy), as a virtual model (usescratch=False: no MODEL_DATA column is written).
+   or 1 Jy), as a virtual model (usescratch=False: no MODEL_DATA column), except for solar-system
+   bodies, whose ephemeris models CASA writes only into MODEL_DATA.
 3. Reference antennas: near the array's centre among the least-flagged (measurements.reference_antennas).
 4. bandpass on the bandpass calibrator, through per-integration phases solved on it first (so that
    the phase drift within the scan does not decorrelate the bandpass), normalised (solnorm).
@@ -38,7 +39,7 @@ from aperture_calibration.measurements import (
     reference_antennas,
     solution_statistics,
 )
-from aperture_calibration.plan import CalibrationPlan, FieldSelection, FluxReference, FluxStandard
+from aperture_calibration.plan import CalibrationPlan, FluxReference, FluxStandard
 
 BANDPASS_INTERP = "linear,linearflag"
 GAIN_INTERP = "linear"
@@ -62,6 +63,7 @@ class CalibrationRecord(BaseModel):
     reference_antennas: list[str]
     flagged_fraction_before: float
     flagged_fraction_after_flagging: float
+    edge_channel_share: float  # of all visibilities: the spw edges flagged on purpose
     flagged_fraction_calibrated: float  # of the split MS: flagging plus data without solutions
     model_flux: list[ModelFlux]
     derived_flux: list[ModelFlux]
@@ -85,10 +87,13 @@ class _Tables:
             shutil.rmtree(table, ignore_errors=True)
 
 
-def calibrate(vis: Path, plan: CalibrationPlan, tables_dir: Path, output: Path, calls: CasaCallLog) -> CalibrationRecord:
+def calibrate(
+    vis: Path, plan: CalibrationPlan, tables_dir: Path, output: Path, calls: CasaCallLog
+) -> CalibrationRecord:
     """Run steps 1-9 of the module docstring on `vis` (which gets flags and a CORRECTED_DATA column)."""
     if output.exists():
         raise FileExistsError(f"calibration output {output} exists already")
+    output.parent.mkdir(parents=True, exist_ok=True)
     before = flag_summary(calls.task("flagdata", vis=str(vis), mode="summary"))
     calls.task(
         "flagdata", vis=str(vis), mode="list", inpfile=deterministic_flag_commands(plan), flagbackup=False,
@@ -125,6 +130,7 @@ def calibrate(vis: Path, plan: CalibrationPlan, tables_dir: Path, output: Path, 
         reference_antennas=refants,
         flagged_fraction_before=round(before.flagged_fraction, 5),
         flagged_fraction_after_flagging=round(flagged.flagged_fraction, 5),
+        edge_channel_share=round(flagged.edge_share(plan.edge_channels, plan.num_channels), 5),
         flagged_fraction_calibrated=round(calibrated.flagged_fraction, 5),
         model_flux=model_flux,
         derived_flux=derived_flux,
@@ -153,8 +159,13 @@ def set_flux_model(vis: Path, flux: FluxReference, calls: CasaCallLog) -> list[M
         parameters.update(fluxdensity=[flux.flux_jy, 0, 0, 0], spix=[flux.spectral_index])
         if flux.reference_frequency_hz is not None:
             parameters["reffreq"] = f"{flux.reference_frequency_hz}Hz"
+    # A virtual model (no MODEL_DATA column written) except for solar-system bodies, whose ephemeris
+    # models setjy can only write into MODEL_DATA.
+    scratch_column = flux.standard is FluxStandard.SOLAR_SYSTEM
     try:
-        result = calls.task("setjy", vis=str(vis), field=flux.field.selection, usescratch=False, **parameters)
+        result = calls.task(
+            "setjy", vis=str(vis), field=flux.field.selection, usescratch=scratch_column, **parameters
+        )
     except RuntimeError as error:
         result, failure = None, str(error)
     else:
@@ -169,7 +180,9 @@ def set_flux_model(vis: Path, flux: FluxReference, calls: CasaCallLog) -> list[M
     return set_fluxes
 
 
-def solve(vis: Path, plan: CalibrationPlan, tables: _Tables, refant: str, calls: CasaCallLog) -> list[SolutionStatistics]:
+def solve(
+    vis: Path, plan: CalibrationPlan, tables: _Tables, refant: str, calls: CasaCallLog
+) -> list[SolutionStatistics]:
     """Steps 4-6: bandpass, phases (per integration and per scan) and amplitudes per scan."""
     common = {"vis": str(vis), "spw": plan.spw_selection, "refant": refant, "minsnr": plan.min_snr}
     calibrators = ",".join(field.selection for field in plan.calibrators)
@@ -200,7 +213,7 @@ def solve(vis: Path, plan: CalibrationPlan, tables: _Tables, refant: str, calls:
     )
     _require(tables.amplitude, plan, "per-scan amplitudes on the calibrators")
     statistics = [
-        solution_statistics(tables.bandpass, "bandpass"),
+        solution_statistics(tables.bandpass, "bandpass", plan.edge_channels),
         solution_statistics(tables.phase_int, "phase per integration"),
     ]
     if plan.targets:
@@ -274,7 +287,3 @@ def _fluxes_by_field_and_spw(result: dict[str, Any], value_key: str, error_key: 
             fluxes.append(ModelFlux(field=name, spw_id=int(spw_key), flux_jy=round(flux, 6),
                                     error_jy=round(error, 6) if error is not None else None))  # fmt: skip
     return sorted(fluxes, key=lambda flux: (flux.field, flux.spw_id))
-
-
-def field_names(fields: list[FieldSelection]) -> str:
-    return ", ".join(field.name for field in fields)

@@ -1,0 +1,69 @@
+"""Fixtures of the calibration tests: an uncalibrated simulated MOUS (raw DATA with the injected gain
+errors; its tables are never applied), real VLA Measurement Sets without intents, and CASA in-process."""
+
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from support.requirements import require
+
+
+@pytest.fixture(scope="session")
+def casatasks(casa_tools) -> ModuleType:
+    """casatasks in this process, configured for offline data (through the casa_tools fixture)."""
+    from aperture_testdata.casa_runtime import casatasks_module
+
+    return casatasks_module()
+
+
+@pytest.fixture(scope="session")
+def uncalibrated_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
+    """The default scenario with seed 2: DATA hold the sky times the antenna gains in truth.json, plus
+    noise. The generator also writes tables that would restore it; nothing here applies them."""
+    from aperture_testdata.generator import generate_mous
+
+    root: Path = tmp_path_factory.mktemp("uncalibrated-mous")
+    generated = generate_mous(root / "mous", seed=2, calibrated=False)
+    assert generated.truth.gains is not None and not generated.truth.calibrated
+    return generated
+
+
+@pytest.fixture(scope="session")
+def restored_mous(generated_mous, tmp_path_factory: pytest.TempPathFactory):
+    """The generated package restored the way ingest restores it (its tables applied, the calibrated MS
+    split out): calibrated DATA that keep their calibrator intents. Returns ingest's step result."""
+    from aperture_ingest.steps import ingest_package
+    from aperture_shared.casa.calls import CasaCallLog
+
+    root: Path = tmp_path_factory.mktemp("restored-mous")
+    restored = ingest_package(
+        {"package": str(generated_mous.package), "unpack_dir": str(root / "unpacked"),
+         "output_dir": str(root / "restored")},
+        CasaCallLog(),
+    )  # fmt: skip
+    assert restored.metadata.calibrated
+    return restored
+
+
+@pytest.fixture(scope="session")
+def pyuvdata_data() -> Path:
+    try:
+        import pyuvdata
+    except ImportError:
+        require(False, "pyuvdata 2.4.5 (its wheel carries the real test Measurement Sets)")
+    data = Path(pyuvdata.__file__).parent / "data"
+    require((data / VLA_WITHOUT_INTENTS).is_dir(), f"the Measurement Sets of pyuvdata 2.4.5 under {data}")
+    return data
+
+
+# A real VLA excerpt (one source, J1008+0730, one spw of 64 channels): its STATE table records no intents.
+VLA_WITHOUT_INTENTS = "day2_TDEM0003_10s_norx_1src_1spw.ms"
+
+
+@pytest.fixture
+def vla_copy(pyuvdata_data: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the VLA MS, free to modify."""
+    copy = tmp_path / "vla" / VLA_WITHOUT_INTENTS
+    shutil.copytree(pyuvdata_data / VLA_WITHOUT_INTENTS, copy)
+    return copy
