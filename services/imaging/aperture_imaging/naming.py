@@ -1,0 +1,45 @@
+"""Product names the ALMA way, so that people who know ALMA archive products know these:
+
+    <mous>.<target>_sci.spw<ids joined by _>.<mfs|cont|cube>.I.<pbcor|pb|image>.fits
+    <mous>.<target>_sci.spw19_21_23_25.cont.I.tt0.pbcor.fits          (mtmfs: Taylor term 0)
+
+and the continuum-subtracted Measurement Sets of a target.
+"""
+
+import re
+
+from aperture_contracts.enums import ImagingKind
+from aperture_contracts.ids import mous_key
+
+# FITS products of an image, by role; extras beside the three every image has.
+PBCOR, IMAGE, PB, RESIDUAL, MASK, ALPHA = "pbcor", "image", "pb", "residual", "mask", "alpha"
+MAIN_ROLES = (PBCOR, IMAGE, PB)
+# Roles that have one image per Taylor term with mtmfs (named .tt0); the mask and alpha have one only.
+PER_TERM_ROLES = (PBCOR, IMAGE, PB, RESIDUAL)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9+.-]+")
+
+
+def safe_name(name: str) -> str:
+    """A field name as it appears in file names: runs of anything but letters, digits, '+', '-' and '.'
+    become '_' (ALMA writes 'NGC 2872' as NGC_2872)."""
+    return _UNSAFE.sub("_", name).strip("_") or "field"
+
+
+def product_stem(mous_id: str, target: str, spw_ids: list[int], kind: ImagingKind) -> str:
+    """`<mous>.<target>_sci.spw<ids>.<kind>.I`"""
+    spws = "_".join(str(spw) for spw in spw_ids)
+    return f"{mous_key(mous_id)}.{safe_name(target)}_sci.spw{spws}.{kind.value}.I"
+
+
+def fits_name(stem: str, role: str, multiterm: bool) -> str:
+    """The FITS file of one role: `<stem>.pbcor.fits`, or `<stem>.tt0.pbcor.fits` for mtmfs images."""
+    term = "tt0." if multiterm and role in PER_TERM_ROLES else ""
+    return f"{stem}.{term}{role}.fits"
+
+
+def contsub_ms_name(ms_name: str, target: str, subtracted: bool) -> str:
+    """`<ms>.<target>.contsub.ms` holds continuum-subtracted spws; `<ms>.<target>.no_contsub.ms` the
+    spws that had no continuum to subtract (passed on as they were)."""
+    stem = ms_name.removesuffix(".ms")
+    return f"{stem}.{safe_name(target)}.{'contsub' if subtracted else 'no_contsub'}.ms"
