@@ -303,8 +303,39 @@ def default_scenario() -> Scenario:
     )
 
 
+def edge_line_scenario() -> Scenario:
+    """The default MOUS with the target's lines moved to where continuum finding is hardest: none in the
+    first spw (all of it is continuum) and one across the upper edge of the second (its centre ~4
+    channels inside, its wing beyond the edge). The velocity is chosen for the place, not for realism."""
+    base = default_scenario()
+    target = base.fields_with_intent(INTENT_TARGET)[0]
+    edge_spw = base.spws[1]
+    edge_frequency = edge_spw.first_channel_hz + (edge_spw.nchan - 4) * edge_spw.channel_width_hz
+    edge_line = SpectralLine(
+        transition="13CO(2-1)", rest_frequency_hz=220.39868e9,
+        velocity_kms=SPEED_OF_LIGHT_KMS * (1 - edge_frequency / 220.39868e9), fwhm_kms=150.0, peak_jy=0.015,
+    )
+    components = tuple(
+        component.model_copy(update={"lines": (edge_line,)}) if component.lines else component
+        for component in target.components
+    )
+    fields = tuple(
+        field.model_copy(update={"components": components}) if field.name == target.name else field
+        for field in base.fields
+    )
+    return base.model_copy(
+        update={
+            "name": "edge_line",
+            "description": "the default MOUS with no line in spw 0 (all continuum) and a line across the "
+            "upper edge of spw 1",
+            "fields": fields,
+        }
+    )
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "default": default_scenario,
+    "edge_line": edge_line_scenario,
 }
 
 
