@@ -35,6 +35,9 @@ COPY contracts/pyproject.toml contracts/
 COPY shared/pyproject.toml shared/
 COPY services/coordinator/pyproject.toml services/coordinator/
 COPY services/ingest/pyproject.toml services/ingest/
+COPY services/calibration/pyproject.toml services/calibration/
+COPY services/findcont/pyproject.toml services/findcont/
+COPY services/imaging/pyproject.toml services/imaging/
 COPY cli/pyproject.toml cli/
 COPY tools/testdata/pyproject.toml tools/testdata/
 RUN --mount=type=cache,target=/root/.cache/uv \

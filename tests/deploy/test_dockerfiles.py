@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
+from aperture_calibration.settings import CalibrationSettings
 from aperture_coordinator.settings import CoordinatorSettings
+from aperture_findcont.settings import FindcontSettings
+from aperture_imaging.settings import ImagingSettings
 from aperture_ingest.settings import IngestSettings
 from aperture_shared.settings import CasaSettings
 from pydantic_settings import BaseSettings
@@ -22,7 +25,10 @@ from settings_fields import variable_is_read
 ROOT = Path(__file__).resolve().parents[2]
 BASE_DOCKERFILE = ROOT / "docker" / "base.Dockerfile"
 HEALTHCHECK_SCRIPT = ROOT / "docker" / "healthcheck.py"
-SERVICES: dict[str, type[BaseSettings]] = {"coordinator": CoordinatorSettings, "ingest": IngestSettings}
+SERVICES: dict[str, type[BaseSettings]] = {
+    "coordinator": CoordinatorSettings, "ingest": IngestSettings, "calibration": CalibrationSettings,
+    "findcont": FindcontSettings, "imaging": ImagingSettings,
+}
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:

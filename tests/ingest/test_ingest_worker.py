@@ -18,7 +18,7 @@ from aperture_contracts.reports import IngestReport
 from aperture_shared.messaging import DEAD_REASON_HEADER, Broker
 from aperture_shared.storage import ObjectStore, tar_directory
 from support.events import EventCollector
-from support.processes import ingest_worker
+from support.processes import stage_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
 
@@ -65,7 +65,7 @@ def workers(env, tmp_path):
     started = []
 
     def start(index: int = 0):
-        worker = ingest_worker(env, tmp_path / "logs", index).start()
+        worker = stage_worker("ingest", env, tmp_path / "logs", index).start()
         started.append(worker)
         return worker
 

@@ -98,9 +98,11 @@ def coordinator(env: dict[str, str], log_dir: Path, **extra_env: str) -> Service
     )
 
 
-def ingest_worker(env: dict[str, str], log_dir: Path, index: int = 0, **extra_env: str) -> ServiceProcess:
+def stage_worker(stage: str, env: dict[str, str], log_dir: Path, index: int = 0, **extra_env: str) -> ServiceProcess:
+    """The worker of a stage (`aperture-<stage>`), with its health endpoint on a free port."""
     port = free_port()
     return ServiceProcess(
-        f"ingest-{index}", [str(BIN / "aperture-ingest")], {**env, "APERTURE_HTTP_PORT": str(port), **extra_env},
-        f"http://127.0.0.1:{port}/readyz", log_dir / f"ingest-{index}.log",
+        f"{stage}-{index}", [str(BIN / f"aperture-{stage}")],
+        {**env, "APERTURE_HTTP_PORT": str(port), **extra_env},
+        f"http://127.0.0.1:{port}/readyz", log_dir / f"{stage}-{index}.log",
     )

@@ -10,7 +10,7 @@ import pytest
 from aperture_cli.client import ApertureClient
 from aperture_shared.settings import CommonSettings
 from aperture_shared.storage import ObjectStore
-from support.processes import ServiceProcess, coordinator, free_port, ingest_worker
+from support.processes import ServiceProcess, coordinator, free_port, stage_worker
 
 
 @dataclass
@@ -29,8 +29,8 @@ class System:
         self.processes.append(process)
         return process
 
-    def start_worker(self) -> ServiceProcess:
-        process = ingest_worker(self.env, self.logs, index=len(self.processes)).start()
+    def start_worker(self, stage: str = "ingest") -> ServiceProcess:
+        process = stage_worker(stage, self.env, self.logs, index=len(self.processes)).start()
         self.processes.append(process)
         return process
 
@@ -78,6 +78,8 @@ def system(amqp_vhost_url, storage_settings, database_url, tmp_path) -> Iterator
         "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"),
         "APERTURE_LOG_JSON": "true",
         "APERTURE_RECONCILE_INTERVAL_S": "1",
+        # Most system tests exercise the spine with the ingest worker alone; the science chain sets more.
+        "APERTURE_ENABLED_STAGES": "ingest",
     }
     system = System(env=env, logs=tmp_path / "logs", storage_settings=storage_settings)
     yield system

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start or stop Aperture's own services as background processes: the coordinator/API and one worker per
-# built stage. Logs go to var/log/<service>.log, pids to var/run/<service>.pid.
+# built stage (each worker's health and metrics on its own port). Logs go to var/log/<service>.log, pids
+# to var/run/<service>.pid.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="$root/.venv/bin"
@@ -9,11 +10,11 @@ log_dir="$root/var/log"
 mkdir -p "$run_dir" "$log_dir"
 
 # name | command | health URL
-services=(
-  "coordinator|$bin/aperture-coordinator serve|http://127.0.0.1:${APERTURE_API_PORT:-8000}/readyz"
-  "ingest|$bin/aperture-ingest|http://127.0.0.1:9101/readyz"
-)
-declare -A http_port=([ingest]=9101)
+declare -A http_port=([ingest]=9101 [calibration]=9102 [findcont]=9103 [imaging]=9104)
+services=("coordinator|$bin/aperture-coordinator serve|http://127.0.0.1:${APERTURE_API_PORT:-8000}/readyz")
+for stage in ingest calibration findcont imaging; do
+  services+=("$stage|$bin/aperture-$stage|http://127.0.0.1:${http_port[$stage]}/readyz")
+done
 
 running() { [[ -f "$run_dir/$1.pid" ]] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
 

@@ -38,7 +38,10 @@ class CoordinatorSettings(CommonSettings):
     # Stages whose worker service is deployed. Jobs of other stages wait in WAITING_FOR_SERVICE, and are
     # dispatched by the reconcile loop once the coordinator runs with their stage enabled.
     # From the environment: a comma-separated list (APERTURE_ENABLED_STAGES=ingest,calibration).
-    enabled_stages: Annotated[list[Stage], NoDecode] = Field(default_factory=lambda: [Stage.INGEST])
+    # Default: every stage whose service is built (has a job message); the rest wait for their service.
+    enabled_stages: Annotated[list[Stage], NoDecode] = Field(
+        default_factory=lambda: [stage for stage in Stage if stage in STAGES_WITH_MESSAGES]
+    )
     max_attempts: int = Field(3, ge=1, description="attempts of a job before a transient failure is final")
     retry_backoff_base_s: float = Field(5.0, ge=0, description="delay before attempt 2; doubled per attempt")
     retry_backoff_cap_s: float = Field(600.0, ge=0, description="longest delay between attempts")

@@ -1,0 +1,81 @@
+"""The science chain through the real system: ingest -> calibration -> findcont -> continuum subtraction and
+imaging, each stage its own worker process, with several imaging workers taking the fanned-out jobs."""
+
+import time
+
+import pytest
+from aperture_contracts.enums import JobState, MousState, Stage
+from astropy.io import fits
+from astropy.wcs import WCS
+
+pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
+
+MOUS_UID = "uid://A001/X3a1/X7"
+KEY = "uid___A001_X3a1_X7"
+STAGES = ["ingest", "calibration", "findcont", "imaging"]
+
+
+# astropy notes that it derived MJD-OBS from DATE-OBS: a fix-up, not a fault of the product.
+@pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
+def test_an_mous_comes_out_as_primary_beam_corrected_images(system, generated_mous, tmp_path):
+    system.env["APERTURE_ENABLED_STAGES"] = ",".join(STAGES)
+    system.start_coordinator()
+    for stage in STAGES:
+        system.start_worker(stage)
+    system.start_worker("imaging")  # the image jobs fan out over two imaging workers
+    with system.client() as client:
+        client.submit(generated_mous.package)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            detail = client.get_mous(MOUS_UID)
+            if detail.state in {MousState.WAITING_FOR_SERVICE, MousState.FAILED, MousState.COMPLETED}:
+                break
+            time.sleep(2)
+        assert detail.state is MousState.WAITING_FOR_SERVICE, (detail.reason, detail.errors)
+        assert "previews" in detail.reason
+        downloads = client.download_products(MOUS_UID, tmp_path / "products")
+    jobs = {job.job_id: job for job in detail.jobs}
+    done = {job_id for job_id, job in jobs.items() if job.state is JobState.SUCCEEDED}
+    assert {job_id for job_id, job in jobs.items() if job.stage in (Stage.INGEST, Stage.CALIBRATION,
+            Stage.FINDCONT, Stage.IMAGING)} <= done
+    workers = {job.attempts[-1].worker for job in jobs.values() if job.stage is Stage.IMAGING}
+    assert len(workers) == 2, "the imaging jobs should have been shared by both imaging workers"
+
+    names = {path.name for path in (tmp_path / "products").iterdir()}
+    truth = generated_mous.truth
+    target = next(f for f in truth.fields if any(i.startswith("OBSERVE_TARGET") for i in f.intents))
+    for spw in truth.spws:
+        assert f"{KEY}.{target.name}_sci.spw{spw.spw_id}.mfs.I.pbcor.fits" in names
+        assert f"{KEY}.{target.name}_sci.spw{spw.spw_id}.cube.I.pbcor.fits" in names
+        assert f"{KEY}.{target.name}_sci.spw{spw.spw_id}.cont.dat" in names
+    products = tmp_path / "products"
+    point = next(c for c in target.components if c.shape == "point")
+    disc = next(c for c in target.components if c.lines)
+    mfs = products / f"{KEY}.{target.name}_sci.spw0.mfs.I.pbcor.fits"
+    with fits.open(mfs) as hdus:
+        header, data = hdus[0].header, hdus[0].data
+        wcs = WCS(header)
+        assert wcs.has_celestial and header["BMAJ"] > 0 and header["BMIN"] > 0
+        assert header["OBJECT"] == target.name
+        # The point source is where the simulation put it, with its flux (primary-beam corrected).
+        x, y = (float(v) for v in wcs.celestial.world_to_pixel_values(point.ra_deg, point.dec_deg))
+        plane = data[0, 0]
+        peak = plane[int(round(y)) - 2:int(round(y)) + 3, int(round(x)) - 2:int(round(x)) + 3].max()
+        frequency = header["CRVAL3"]
+        expected = point.flux_jy * (frequency / point.reference_frequency_hz) ** point.spectral_index
+        assert abs(peak - expected) < 0.2 * expected, (peak, expected)
+    line = disc.lines[0]
+    cube = products / f"{KEY}.{target.name}_sci.spw{line.spw_id}.cube.I.pbcor.fits"
+    with fits.open(cube) as hdus:
+        header, data = hdus[0].header, hdus[0].data
+        assert header["SPECSYS"] == "LSRK"
+        wcs = WCS(header)
+        x, y = (float(v) for v in wcs.celestial.world_to_pixel_values(disc.ra_deg, disc.dec_deg))
+        spectrum = data[0, :, int(round(y)), int(round(x))]
+        channel = int(spectrum.argmax())
+        found_hz = float(wcs.spectral.pixel_to_world_values(channel))
+        width_hz = abs(header["CDELT3"])
+        # The line sits where it should, and the continuum was subtracted away from it.
+        assert abs(found_hz - line.centre_frequency_lsrk_hz) <= 1.5 * width_hz, (found_hz, line)
+        assert abs(float(spectrum[:5].mean())) < 0.2 * float(spectrum.max())
+    assert downloads
