@@ -20,8 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from aperture_calibration.settings import CalibrationSettings
 from aperture_coordinator.main import cli as coordinator_cli
 from aperture_coordinator.settings import CoordinatorSettings
+from aperture_findcont.settings import FindcontSettings
+from aperture_imaging.settings import ImagingSettings
 from aperture_ingest.settings import IngestSettings
 from aperture_shared.settings import CasaSettings, CommonSettings
 from pydantic_settings import BaseSettings
@@ -64,6 +67,10 @@ class Workload:
     listen: tuple[str, str] | None  # (host, port) settings of its HTTP endpoints
 
 
+STAGE_WORKER_SETTINGS: dict[str, type[BaseSettings]] = {
+    "ingest": IngestSettings, "calibration": CalibrationSettings, "findcont": FindcontSettings,
+    "imaging": ImagingSettings,
+}
 SERVICE_CREDENTIALS = frozenset({"APERTURE_AMQP_URL", "APERTURE_S3_ACCESS_KEY", "APERTURE_S3_SECRET_KEY"})
 WORKLOADS = {
     workload.name: workload
@@ -77,13 +84,17 @@ WORKLOADS = {
             kind="Job", name="aperture-migrate", compose_service="migrate", package="coordinator",
             settings=(CoordinatorSettings,), credentials=frozenset({"APERTURE_DATABASE_URL"}), listen=None,
         ),
-        Workload(
-            kind="Deployment", name="aperture-ingest", compose_service="ingest", package="ingest",
-            settings=(IngestSettings, CasaSettings), credentials=SERVICE_CREDENTIALS,
-            listen=("APERTURE_HTTP_HOST", "APERTURE_HTTP_PORT"),
+        *(
+            Workload(
+                kind="Deployment", name=f"aperture-{stage}", compose_service=stage, package=stage,
+                settings=(settings, CasaSettings), credentials=SERVICE_CREDENTIALS,
+                listen=("APERTURE_HTTP_HOST", "APERTURE_HTTP_PORT"),
+            )
+            for stage, settings in STAGE_WORKER_SETTINGS.items()
         ),
     )
 }
+WORKERS = [f"aperture-{stage}" for stage in STAGE_WORKER_SETTINGS]
 SERVICES = [name for name, workload in WORKLOADS.items() if workload.listen is not None]
 
 
@@ -192,16 +203,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monkey
 # -- the render and the schemas ---------------------------------------------------------------------------
 
 
-def test_the_base_renders_the_two_services_the_migration_and_no_secret(resources: list[dict[str, Any]]) -> None:
+def test_the_base_renders_the_services_the_migration_and_no_secret(resources: list[dict[str, Any]]) -> None:
     kinds = sorted((r["kind"], r["metadata"]["name"]) for r in resources if r["kind"] != "ConfigMap")
 
-    assert kinds == [
+    assert kinds == sorted([
         ("Deployment", "aperture-coordinator"),
-        ("Deployment", "aperture-ingest"),
+        *(("Deployment", worker) for worker in WORKERS),
         ("Job", "aperture-migrate"),
         ("Namespace", NAMESPACE),
         ("Service", "aperture-coordinator"),
-    ]
+    ])
     # The Secret is created by hand (k8s/README.md); its values must never be in the repository.
     assert not [r for r in resources if r["kind"] == "Secret"]
 
@@ -426,16 +437,18 @@ def test_everywhere_a_container_writes_is_a_size_limited_empty_dir(
     assert outside == []
 
 
-def test_the_ingest_scratch_root_is_a_volume_of_its_own(resources: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("worker", WORKERS)
+def test_a_workers_scratch_root_is_a_volume_of_its_own(resources: list[dict[str, Any]], worker: str) -> None:
     """Not a folder of /tmp: its size limit is the one sized for the MSs of a job."""
-    container = only_container(resources, WORKLOADS["aperture-ingest"])
+    container = only_container(resources, WORKLOADS[worker])
     scratch_root = plain_environment(resources, container)["APERTURE_CASA_SCRATCH_ROOT"]
 
     assert scratch_root in {mount["mountPath"] for mount in container["volumeMounts"]}
 
 
-def test_the_casa_watchdog_fires_before_the_kernel_oom_killer(resources: list[dict[str, Any]]) -> None:
-    container = only_container(resources, WORKLOADS["aperture-ingest"])
+@pytest.mark.parametrize("worker", WORKERS)
+def test_the_casa_watchdog_fires_before_the_kernel_oom_killer(resources: list[dict[str, Any]], worker: str) -> None:
+    container = only_container(resources, WORKLOADS[worker])
     casa_limit_bytes = int(plain_environment(resources, container)["APERTURE_CASA_MEMORY_LIMIT_MB"]) * 1024**2
     memory = {kind: quantity_bytes(amounts["memory"]) for kind, amounts in container["resources"].items()}
 
@@ -444,10 +457,11 @@ def test_the_casa_watchdog_fires_before_the_kernel_oom_killer(resources: list[di
     assert memory["requests"] >= casa_limit_bytes
 
 
-def test_a_stopped_worker_has_at_least_the_grace_compose_gives_it(resources: list[dict[str, Any]]) -> None:
-    grace_s = pod_spec(resources, WORKLOADS["aperture-ingest"])["terminationGracePeriodSeconds"]
+@pytest.mark.parametrize("worker", WORKERS)
+def test_a_stopped_worker_has_at_least_the_grace_compose_gives_it(resources: list[dict[str, Any]], worker: str) -> None:
+    grace_s = pod_spec(resources, WORKLOADS[worker])["terminationGracePeriodSeconds"]
 
-    assert grace_s >= duration_s(compose_services()["ingest"]["stop_grace_period"])
+    assert grace_s >= duration_s(compose_services()[WORKLOADS[worker].compose_service]["stop_grace_period"])
 
 
 def test_the_migration_job_retries_and_cleans_up_after_itself(resources: list[dict[str, Any]]) -> None:
