@@ -50,6 +50,10 @@ class IngestResult(BaseModel):
     measurement_sets: list[ObjectRef] = Field(description="one archive object per (restored) MS")
     report: ObjectRef = Field(description="the ingest report (JSON), a product of the MOUS")
     restored_tables: list[str] = Field(default_factory=list)
+    operator_cont_dat: ObjectRef | None = Field(
+        None, description="a cont.dat the package carried at its root: an operator's edited continuum ranges, "
+        "which take precedence over what findcont finds where they cover a target and spw"
+    )
 
 
 class CalibrationMode(StrEnum):

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from aperture_contracts.version import SchemaVersion
 
 RESTORE_MANIFEST_NAME = "aperture-restore.json"
+# An operator's edited continuum ranges (ALMA cont.dat format), beside the manifest at the package's root.
+OPERATOR_CONT_DAT_NAME = "cont.dat"
 
 
 class CalibrationApply(BaseModel):

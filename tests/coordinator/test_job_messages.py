@@ -130,3 +130,19 @@ def test_imaging_jobs_read_calibrated_data_and_cubes_read_the_continuum_subtract
     assert sorted(job.spw_ids[0] for job in cubes) == [25, 27]
     assert all(job.measurement_sets == subtracted.measurement_sets for job in cubes)
     assert all([c.spw_id for c in job.continuum] == job.spw_ids for job in cubes)
+
+
+def test_an_operators_cont_dat_from_the_package_reaches_every_findcont_job(
+    through_findcont: Coordinator, database: Database, clock: FakeClock
+) -> None:
+    through_findcont.submit(Submission(MOUS_ID, PACKAGE, "p.tar"))
+    through_findcont.apply_event(started("r1.ingest", at=clock.advance(1)))
+    ingested = ingest_succeeded(at=clock.advance(1), metadata=metadata_for({"NGC 1068": [25, 27]}))
+    cont_dat = object_ref("mous/uid___A001_X2fa_X2dd/work/r1.ingest/operator/cont.dat", b"Field: NGC 1068")
+    with_cont_dat = ingested.result.model_copy(update={"operator_cont_dat": cont_dat})
+    ingested = ingested.model_copy(update={"result": with_cont_dat})
+    through_findcont.apply_event(ingested)
+    finish(through_findcont, database, clock, "r1.calibration")
+
+    jobs = [FindcontJob.model_validate_json(body) for body in messages(database, Stage.FINDCONT)]
+    assert len(jobs) == 2 and all(job.operator_cont_dat == cont_dat for job in jobs)

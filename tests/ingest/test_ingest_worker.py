@@ -228,3 +228,23 @@ async def test_a_worker_killed_mid_job_leaves_no_casa_process_and_the_job_comple
     assert len(events.of_type("job.succeeded")) == 1
     # The killed worker's scratch directory was cleaned by the next worker at its start.
     assert [p.name for p in scratch.iterdir()] == []
+
+
+async def test_a_cont_dat_in_the_package_is_kept_for_findcont(broker, events, workers, store, tmp_path):
+    workers()
+    import shutil
+
+    root = tmp_path / "package"
+    shutil.copytree(PYUVDATA_DATA / "day2_TDEM0003_10s_norx_1src_1spw.ms", root / "vla.ms")
+    edited = "Field: 1331+305=3C286\n\nSpectralWindow: 0\n1.30~1.40GHz LSRK\n"
+    (root / "cont.dat").write_text(edited)
+    archive = tmp_path / "with-cont-dat.tar"
+    with tarfile.open(archive, "w") as tar:
+        for entry in sorted(root.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    await _dispatch(broker, _job(store, archive))
+    done = await events.wait_for(lambda e: e.event_type in ("job.succeeded", "job.failed"), what="a result")
+    assert done.event_type == "job.succeeded", getattr(done, "message", "")
+    kept = done.result.operator_cont_dat
+    assert kept is not None and kept in done.outputs
+    assert store.get_bytes(kept).decode() == edited

@@ -111,6 +111,7 @@ def _findcont_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) 
         **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
         target=job.target, spw_id=job.spw_id, measurement_sets=calibrated.measurement_sets,
         metadata=MousMetadata.model_validate(mous.observation),
+        operator_cont_dat=dependency_result(job, Stage.INGEST, IngestResult).operator_cont_dat,
     )
 
 

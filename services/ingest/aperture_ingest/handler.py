@@ -52,6 +52,9 @@ async def ingest(job: IngestJob, context: JobContext) -> JobOutcome:
         await context.put_directory(f"measurement_sets/{Path(path).name}.tar", Path(path))
         for path in step.measurement_sets
     ]
+    cont_dat = None
+    if step.operator_cont_dat is not None:
+        cont_dat = await context.put_file("operator/cont.dat", Path(step.operator_cont_dat), "text/plain")
     qa = [flagging_score(info) for info in step.metadata.measurement_sets]
     report = IngestReport(
         mous_id=job.mous_id, package=job.package, package_name=job.package_name, created_at=datetime.now(UTC),
@@ -66,8 +69,8 @@ async def ingest(job: IngestJob, context: JobContext) -> JobOutcome:
     return JobOutcome(
         result=IngestResult(
             metadata=step.metadata, measurement_sets=stored_ms, report=report_ref,
-            restored_tables=step.applied_tables,
+            restored_tables=step.applied_tables, operator_cont_dat=cont_dat,
         ),
-        outputs=[*stored_ms, report_ref],
+        outputs=[*stored_ms, report_ref, *([cont_dat] if cont_dat else [])],
         qa=qa,
     )

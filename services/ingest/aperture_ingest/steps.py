@@ -7,6 +7,7 @@ around it only moves files to and from storage.
 from pathlib import Path
 
 from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.packaging import OPERATOR_CONT_DAT_NAME
 from aperture_contracts.reports import RestoredMeasurementSetRecord
 from aperture_shared.casa.calls import CasaCallLog
 from pydantic import BaseModel
@@ -22,6 +23,12 @@ class IngestStepResult(BaseModel):
     restored: list[RestoredMeasurementSetRecord]
     applied_tables: list[str]
     manifest_mous_uid: str | None
+    operator_cont_dat: str | None = None  # path of the package's cont.dat, when it carries one
+
+
+def _operator_cont_dat(root: Path) -> str | None:
+    path = root / OPERATOR_CONT_DAT_NAME
+    return str(path) if path.is_file() else None
 
 
 def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepResult:
@@ -37,6 +44,7 @@ def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepR
             restored=[RestoredMeasurementSetRecord(name=ms.name, calibrated=False) for ms in unpacked.measurement_sets],
             applied_tables=[],
             manifest_mous_uid=manifest.mous_uid if manifest else None,
+            operator_cont_dat=_operator_cont_dat(unpacked.root),
         )
     result = restore(unpacked.measurement_sets, unpacked.root, manifest, calls, Path(arguments["output_dir"]))
     restored_infos = [describe_measurement_set(ms.path) for ms in result.measurement_sets]
@@ -53,4 +61,5 @@ def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepR
         ],
         applied_tables=result.applied_tables,
         manifest_mous_uid=manifest.mous_uid,
+        operator_cont_dat=_operator_cont_dat(unpacked.root),
     )
