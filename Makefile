@@ -57,6 +57,11 @@ test: venv ## The whole suite, with real RabbitMQ, S3, PostgreSQL and CASA
 test-fast: venv ## Tests that need no server and no CASA
 	$(BIN)/pytest -m "not integration and not casa"
 
+.PHONY: bench
+bench: venv ## Scale-out benchmark: the science chain with 1 and 2 imaging workers (prints figures)
+	$(STACK)/up.sh
+	$(BIN)/python $(ROOT)/tools/bench/scaleout.py
+
 .PHONY: contracts
 contracts: venv ## Regenerate the JSON Schemas and the AsyncAPI document from the models
 	$(BIN)/python -m aperture_contracts.generate

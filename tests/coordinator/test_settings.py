@@ -6,12 +6,13 @@ from aperture_coordinator.settings import CoordinatorSettings
 from pydantic import ValidationError
 
 
-def test_defaults_dispatch_ingest_only_to_an_embedded_database(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_dispatch_every_built_stage_to_an_embedded_database(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("APERTURE_DATABASE_URL", "APERTURE_ENABLED_STAGES", "APERTURE_FAULT_INJECTION"):
         monkeypatch.delenv(name, raising=False)
     settings = CoordinatorSettings()
     assert settings.database_url == "sqlite:///var/aperture.db"
-    assert settings.enabled_stages == [Stage.INGEST]
+    # Every stage with a worker service; previews, footprint and export are not built yet.
+    assert settings.enabled_stages == [Stage.INGEST, Stage.CALIBRATION, Stage.FINDCONT, Stage.IMAGING]
     assert (settings.api_host, settings.api_port, settings.max_attempts) == ("127.0.0.1", 8000, 3)
     assert settings.time_limit_s(Stage.IMAGING) == 12 * 3600
     assert settings.fault_injection is None
