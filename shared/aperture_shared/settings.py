@@ -51,6 +51,10 @@ class CasaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APERTURE_CASA_", extra="ignore")
 
     memory_limit_mb: int = Field(8192, gt=0, description="resident memory of the CASA process tree")
+    threads: int | None = Field(
+        None, ge=1, description="OpenMP threads of each CASA process (None: CASA's choice, every core); "
+        "1 when as many workers run as there are cores"
+    )
     scratch_root: Path = Path("/tmp/aperture-scratch")
 
 

@@ -85,6 +85,7 @@ class JobContext:
             run = await run_casa_step(
                 function, arguments, workdir=workdir,
                 time_limit_s=remaining, memory_limit_mb=self.casa_settings.memory_limit_mb,
+                threads=self.casa_settings.threads,
             )
         finally:
             self.casa_logs.append(workdir)

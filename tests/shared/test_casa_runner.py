@@ -93,3 +93,11 @@ def test_a_worker_killed_with_sigkill_leaves_no_casa_process(tmp_path):
         assert not child.is_running()
     finally:
         worker.kill()
+
+
+async def test_the_casa_process_gets_the_thread_count_it_is_given(tmp_path):
+    run = await run_casa_step(
+        "support.casa_steps:environment", {"names": ["OMP_NUM_THREADS"]}, workdir=tmp_path,
+        time_limit_s=60, memory_limit_mb=4096, threads=1,
+    )
+    assert run.value == {"OMP_NUM_THREADS": "1"}

@@ -35,3 +35,7 @@ def crash(arguments: dict, calls) -> None:
 
 def refuse(arguments: dict, calls) -> None:
     raise BadInput("this is not a Measurement Set: give the path of an MS directory")
+
+
+def environment(arguments: dict, calls) -> dict:
+    return {name: os.environ.get(name) for name in arguments["names"]}

@@ -48,6 +48,8 @@ def run_once(package: Path, imaging_workers: int, scratch: Path) -> dict[str, fl
         "APERTURE_ENABLED_STAGES": "ingest,calibration,findcont,imaging",
         "APERTURE_RECONCILE_INTERVAL_S": "1",
         "APERTURE_CASA_SCRATCH_ROOT": str(scratch / "work"),
+        # One thread per CASA process, so that N workers share N cores instead of contending for them.
+        "APERTURE_CASA_THREADS": "1",
     }
     processes = [start([str(BIN / "aperture-coordinator"), "serve"], env, scratch / f"coordinator-{port}.log")]
     stages = [*FIRST_STAGES, *["imaging"] * imaging_workers]

@@ -77,6 +77,14 @@ def _tree_rss_bytes(process: psutil.Process) -> int:
     return total
 
 
+def _child_environment(threads: int | None) -> dict[str, str]:
+    environment = dict(os.environ)
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = str(threads)
+        environment["OPENBLAS_NUM_THREADS"] = str(threads)
+    return environment
+
+
 def _log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -91,11 +99,13 @@ async def run_casa_step(
     workdir: Path,
     time_limit_s: float,
     memory_limit_mb: int,
+    threads: int | None = None,
 ) -> CasaRun:
     """Run `module:function(arguments, calls)` in a fresh CASA process whose cwd is `workdir`.
 
     Raises CasaTimeout, CasaOutOfMemory, CasaCrashed, or the JobError the step raised. Cancelling the
-    awaiting task kills the process tree.
+    awaiting task kills the process tree. threads: the OpenMP threads CASA may use (None: its own choice,
+    all cores); one per worker lets N workers share N cores without contending.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / "casa-step.json"
@@ -117,7 +127,7 @@ async def run_casa_step(
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "aperture_shared.casa.child", str(spec_path),
             cwd=workdir, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent, env=_child_environment(threads),
         )
     watched = psutil.Process(process.pid)
     limit_bytes = memory_limit_mb * 1024 * 1024
