@@ -93,3 +93,50 @@ def generated_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
 
     root: Path = tmp_path_factory.mktemp("generated-mous")
     return generate_mous(root / "mous", seed=1, package=root / "mous.tar.gz")
+
+
+# -- a stage worker driven the way the coordinator drives it (tests/<stage>/test_<stage>_worker.py) ------
+
+
+@pytest.fixture
+def store(storage_settings):
+    """The real S3 server's store, on a fresh bucket emptied after the test."""
+    from aperture_shared.storage import ObjectStore
+
+    store = ObjectStore(storage_settings)
+    store.ensure_bucket()
+    yield store
+    store.delete_prefix("")
+
+
+@pytest.fixture
+def env(amqp_vhost_url, storage_settings, tmp_path) -> dict[str, str]:
+    """The environment of a worker process on the test's virtual host and bucket."""
+    return {
+        "APERTURE_AMQP_URL": amqp_vhost_url,
+        "APERTURE_S3_BUCKET": storage_settings.s3_bucket,
+        "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"),
+        "APERTURE_LOG_JSON": "true",
+    }
+
+
+@pytest.fixture
+async def broker(amqp_vhost_url):
+    """A broker connection as the coordinator has it, with the whole topology declared."""
+    from aperture_shared.messaging import Broker
+
+    broker = Broker(amqp_vhost_url, "test-coordinator")
+    await broker.connect()
+    await broker.declare_topology()
+    yield broker
+    await broker.close()
+
+
+@pytest.fixture
+async def events(amqp_vhost_url, broker):
+    """Every completion event the workers publish, as the coordinator would receive them."""
+    from support.events import EventCollector
+
+    collector = await EventCollector(amqp_vhost_url).start()
+    yield collector
+    await collector.close()

@@ -2,8 +2,6 @@
 coordinator sends them: an uncalibrated simulated MOUS calibrated end to end, a restored MOUS passed
 through, and real VLA MSs without intents (passed through uncalibrated, or delivered calibrated)."""
 
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,62 +20,26 @@ from aperture_shared.storage import ObjectStore
 from aperture_testdata.measure import phase_scatter_deg
 from aperture_testdata.scenarios import INTENT_PHASE
 from support.events import EventCollector
-from support.processes import BIN, ServiceProcess, free_port
+from support.processes import stage_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
 
 MOUS = "uid://A001/X1/X2"
 MOUS_KEY = "uid___A001_X1_X2"
 INGEST_PREFIX = f"mous/{MOUS_KEY}/work/r1.ingest/"
-SERVICE_SOURCE = Path(__file__).resolve().parents[2] / "services" / "calibration"
 
 
-@pytest.fixture
-def store(storage_settings):
-    store = ObjectStore(storage_settings)
-    store.ensure_bucket()
-    yield store
-    store.delete_prefix("")
 
 
-@pytest.fixture
-def env(amqp_vhost_url, storage_settings, tmp_path):
-    # Until the workspace installs the package, the worker (and its CASA children) import it from source.
-    python_path = os.pathsep.join(p for p in (str(SERVICE_SOURCE), os.environ.get("PYTHONPATH", "")) if p)
-    return {
-        "APERTURE_AMQP_URL": amqp_vhost_url,
-        "APERTURE_S3_BUCKET": storage_settings.s3_bucket,
-        "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"),
-        "APERTURE_LOG_JSON": "true",
-        "PYTHONPATH": python_path,
-    }
 
 
-@pytest.fixture
-async def broker(amqp_vhost_url):
-    broker = Broker(amqp_vhost_url, "test-coordinator")
-    await broker.connect()
-    await broker.declare_topology()
-    yield broker
-    await broker.close()
 
 
-@pytest.fixture
-async def events(amqp_vhost_url, broker):
-    collector = await EventCollector(amqp_vhost_url).start()
-    yield collector
-    await collector.close()
 
 
 @pytest.fixture
 def worker(env, tmp_path):
-    script = BIN / "aperture-calibration"
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "aperture_calibration.main"]
-    port = free_port()
-    process = ServiceProcess(
-        "calibration-0", argv, {**env, "APERTURE_HTTP_PORT": str(port)}, f"http://127.0.0.1:{port}/readyz",
-        tmp_path / "logs" / "calibration-0.log",
-    ).start()
+    process = stage_worker("calibration", env, tmp_path / "logs").start()
     yield process
     process.stop()
 

@@ -2,7 +2,6 @@
 coordinator sends them: a generated MOUS's calibrated MS stored as a tar object, with and without an
 operator's cont.dat."""
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,51 +17,23 @@ from aperture_findcont.cont_dat import parse_cont_dat
 from aperture_shared.messaging import Broker
 from aperture_shared.storage import ObjectStore
 from support.events import EventCollector
-from support.processes import BIN, ServiceProcess, free_port
+from support.processes import stage_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
 
 TARGET = "SimGalaxy"
 
 
-@pytest.fixture
-def store(storage_settings):
-    store = ObjectStore(storage_settings)
-    store.ensure_bucket()
-    yield store
-    store.delete_prefix("")
+
+
+
+
 
 
 @pytest.fixture
-async def broker(amqp_vhost_url):
-    broker = Broker(amqp_vhost_url, "test-coordinator")
-    await broker.connect()
-    await broker.declare_topology()
-    yield broker
-    await broker.close()
-
-
-@pytest.fixture
-async def events(amqp_vhost_url, broker):
-    collector = await EventCollector(amqp_vhost_url).start()
-    yield collector
-    await collector.close()
-
-
-@pytest.fixture
-def worker(amqp_vhost_url, storage_settings, tmp_path):
-    """One findcont worker process (its console script once installed, the module until then)."""
-    port = free_port()
-    script = BIN / "aperture-findcont"
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "aperture_findcont.main"]
-    process = ServiceProcess(
-        "findcont", argv,
-        {
-            "APERTURE_AMQP_URL": amqp_vhost_url, "APERTURE_S3_BUCKET": storage_settings.s3_bucket,
-            "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"), "APERTURE_HTTP_PORT": str(port),
-        },
-        f"http://127.0.0.1:{port}/readyz", tmp_path / "logs" / "findcont.log",
-    ).start()
+def worker(env, tmp_path):
+    """One findcont worker process."""
+    process = stage_worker("findcont", env, tmp_path / "logs").start()
     yield process
     process.stop()
 

@@ -3,26 +3,12 @@ and a way to run the service's CASA steps as the worker does (in a CASA child pr
 
 import asyncio
 import importlib.util
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.requirements import require
-
-SERVICE_SOURCE = Path(__file__).resolve().parents[2] / "services" / "imaging"
-
-
-@pytest.fixture(scope="session")
-def service_importable_by_children() -> Iterator[None]:
-    """CASA steps run in child processes that import `aperture_imaging` by name: until the workspace
-    installs the package, they (and the worker) import it from source, as these tests do."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(
-            "PYTHONPATH", os.pathsep.join(p for p in (str(SERVICE_SOURCE), os.environ.get("PYTHONPATH", "")) if p)
-        )
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +32,7 @@ def astropy_fits():
 
 
 @pytest.fixture(scope="session")
-def casa_step(casa_tools, service_importable_by_children) -> Callable[[str, dict[str, Any], Path], Any]:
+def casa_step(casa_tools) -> Callable[[str, dict[str, Any], Path], Any]:
     """Run one of the service's CASA steps in a CASA child process, as JobContext.casa does; returns
     what the step returned (JSON) and how long it took."""
     from aperture_shared.casa.runner import run_casa_step

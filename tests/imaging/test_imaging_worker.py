@@ -2,10 +2,7 @@
 coordinator sends them: a product too large for its limits fails with a clear reason, then the target's
 continuum is subtracted and a cube is made from the subtracted data, its FITS stored as products."""
 
-import os
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from aperture_contracts import topology
@@ -16,69 +13,27 @@ from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.qa import QABand
 from aperture_contracts.storage import ObjectRef
 from aperture_shared.messaging import Broker
-from aperture_shared.storage import ObjectStore
 from imaging_truth import TARGET, truth_continuum
 from support.events import EventCollector
-from support.processes import BIN, ServiceProcess, free_port
+from support.processes import stage_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
 
 MOUS = "uid://A001/X3a1/X7"
 MOUS_KEY = "uid___A001_X3a1_X7"
-SERVICE_SOURCE = Path(__file__).resolve().parents[2] / "services" / "imaging"
 
 
-@pytest.fixture
-def store(storage_settings):
-    store = ObjectStore(storage_settings)
-    store.ensure_bucket()
-    yield store
-    store.delete_prefix("")
 
 
-@pytest.fixture
-def env(amqp_vhost_url, storage_settings, tmp_path):
-    # Until the workspace installs the package, the worker (and its CASA children) import it from source.
-    python_path = os.pathsep.join(p for p in (str(SERVICE_SOURCE), os.environ.get("PYTHONPATH", "")) if p)
-    return {
-        "APERTURE_AMQP_URL": amqp_vhost_url,
-        "APERTURE_S3_BUCKET": storage_settings.s3_bucket,
-        "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"),
-        "APERTURE_LOG_JSON": "true",
-        "PYTHONPATH": python_path,
-    }
 
 
-@pytest.fixture
-async def broker(amqp_vhost_url):
-    broker = Broker(amqp_vhost_url, "test-coordinator")
-    await broker.connect()
-    await broker.declare_topology()
-    yield broker
-    await broker.close()
 
 
-@pytest.fixture
-async def events(amqp_vhost_url, broker):
-    collector = await EventCollector(amqp_vhost_url).start()
-    yield collector
-    await collector.close()
-
-
-def imaging_worker(env: dict[str, str], log_dir: Path) -> ServiceProcess:
-    """`aperture-imaging` with its health endpoint on a free port (run from source until installed)."""
-    script = BIN / "aperture-imaging"
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "aperture_imaging.main"]
-    port = free_port()
-    return ServiceProcess(
-        "imaging-0", argv, {**env, "APERTURE_HTTP_PORT": str(port)}, f"http://127.0.0.1:{port}/readyz",
-        log_dir / "imaging-0.log",
-    )
 
 
 @pytest.fixture
 def worker(env, tmp_path):
-    process = imaging_worker(env, tmp_path / "logs").start()
+    process = stage_worker("imaging", env, tmp_path / "logs").start()
     yield process
     process.stop()
 

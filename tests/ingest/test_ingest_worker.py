@@ -17,7 +17,6 @@ from aperture_contracts.jobs import IngestJob
 from aperture_contracts.reports import IngestReport
 from aperture_shared.messaging import DEAD_REASON_HEADER, Broker
 from aperture_shared.storage import ObjectStore, tar_directory
-from support.events import EventCollector
 from support.processes import stage_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
@@ -26,38 +25,12 @@ PYUVDATA_DATA = Path(__import__("pyuvdata").__file__).parent / "data"
 MOUS = "uid://A001/X1/X1"
 
 
-@pytest.fixture
-def store(storage_settings):
-    store = ObjectStore(storage_settings)
-    store.ensure_bucket()
-    yield store
-    store.delete_prefix("")
 
 
-@pytest.fixture
-def env(amqp_vhost_url, storage_settings, tmp_path):
-    return {
-        "APERTURE_AMQP_URL": amqp_vhost_url,
-        "APERTURE_S3_BUCKET": storage_settings.s3_bucket,
-        "APERTURE_CASA_SCRATCH_ROOT": str(tmp_path / "scratch"),
-        "APERTURE_LOG_JSON": "true",
-    }
 
 
-@pytest.fixture
-async def broker(amqp_vhost_url):
-    broker = Broker(amqp_vhost_url, "test-coordinator")
-    await broker.connect()
-    await broker.declare_topology()
-    yield broker
-    await broker.close()
 
 
-@pytest.fixture
-async def events(amqp_vhost_url, broker):
-    collector = await EventCollector(amqp_vhost_url).start()
-    yield collector
-    await collector.close()
 
 
 @pytest.fixture
