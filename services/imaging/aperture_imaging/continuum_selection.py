@@ -93,6 +93,26 @@ def continuum_fit_order(channels: list[tuple[int, int]], nchan: int, case: Conti
 
 
 @dataclass(frozen=True)
+class _SpwContinuum:
+    spw_id: int
+    nchan: int
+    ranges: ContinuumRanges
+    channels: list[tuple[int, int]]  # line-free; empty when the spw has none
+
+
+def _continuum_per_spw(
+    target: str, spw_ids: list[int], continuum: list[ContinuumRanges], nchan_by_spw: dict[int, int]
+) -> list[_SpwContinuum]:
+    """Each spw of the job with its line-free channels, in the job's order."""
+    ranges_of = continuum_of_spws(target, spw_ids, continuum)
+    found = []
+    for spw in spw_ids:
+        nchan = _nchan(nchan_by_spw, spw)
+        found.append(_SpwContinuum(spw, nchan, ranges_of[spw], line_free_channels(ranges_of[spw], nchan)))
+    return found
+
+
+@dataclass(frozen=True)
 class SpwSubtraction:
     """uvcontsub's fit of one spw: the line-free channels it fits and the polynomial order."""
 
@@ -114,20 +134,17 @@ def plan_continuum_subtraction(
 ) -> ContinuumSubtractionPlan:
     """What uvcontsub fits per spw. A spw without line-free channels cannot have its continuum fitted:
     subtracting a fit of line channels would remove the line, so it is passed on unsubtracted."""
-    ranges_of = continuum_of_spws(target, spw_ids, continuum)
     subtract: list[SpwSubtraction] = []
     pass_through: list[int] = []
-    for spw in spw_ids:
-        nchan = _nchan(nchan_by_spw, spw)
-        channels = line_free_channels(ranges_of[spw], nchan)
-        if not channels:
-            pass_through.append(spw)
+    for spw in _continuum_per_spw(target, spw_ids, continuum, nchan_by_spw):
+        if not spw.channels:
+            pass_through.append(spw.spw_id)
             continue
         subtract.append(
             SpwSubtraction(
-                spw_id=spw, channels=format_channel_ranges(channels),
-                fitorder=continuum_fit_order(channels, nchan, ranges_of[spw].case),
-                continuum_channels=count_channels(channels), nchan=nchan,
+                spw_id=spw.spw_id, channels=format_channel_ranges(spw.channels),
+                fitorder=continuum_fit_order(spw.channels, spw.nchan, spw.ranges.case),
+                continuum_channels=count_channels(spw.channels), nchan=spw.nchan,
             )
         )
     return ContinuumSubtractionPlan(subtract=subtract, pass_through=pass_through)
@@ -177,21 +194,17 @@ def imaging_selection(
             for spw in spw_ids
         ]
         return ImagingSelection(every, [], False)
-    ranges_of = continuum_of_spws(target, spw_ids, continuum)
     chosen: list[SpwImagingSelection] = []
     without_continuum: list[int] = []
-    for spw in spw_ids:
-        nchan = _nchan(nchan_by_spw, spw)
-        channels = line_free_channels(ranges_of[spw], nchan)
-        if not channels:
-            without_continuum.append(spw)
+    for spw in _continuum_per_spw(target, spw_ids, continuum, nchan_by_spw):
+        if not spw.channels:
+            without_continuum.append(spw.spw_id)
             continue
-        used = count_channels(channels)
-        ranges = ranges_of[spw]
+        used = count_channels(spw.channels)
         chosen.append(
             SpwImagingSelection(
-                spw, "" if used == nchan else format_channel_ranges(channels), used, nchan,
-                f"{used} of {nchan} channels are continuum ({ranges.case.value}, from {ranges.source})",
+                spw.spw_id, "" if used == spw.nchan else format_channel_ranges(spw.channels), used, spw.nchan,
+                f"{used} of {spw.nchan} channels are continuum ({spw.ranges.case.value}, from {spw.ranges.source})",
             )
         )
     if chosen:
