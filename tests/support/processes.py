@@ -89,6 +89,16 @@ class ServiceProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> bool:
+        """Whether `text` appears in the log within `timeout`: what a process does after the state a test
+        polled for (a redelivered message handled after its first copy completed) lands there a little later."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_text():
+                return True
+            time.sleep(0.2)
+        return text in self.log_text()
+
 
 def coordinator(env: dict[str, str], log_dir: Path, **extra_env: str) -> ServiceProcess:
     port = env["APERTURE_API_PORT"]
