@@ -86,6 +86,19 @@ def casa_tools():
 
 
 @pytest.fixture(scope="session")
+def pyuvdata_data() -> Path:
+    """The folder of real (non-simulated) Measurement Sets that the pyuvdata 2.4.5 wheel carries; tests
+    copy what they use and never change these files."""
+    try:
+        import pyuvdata
+    except ImportError:
+        require(False, "pyuvdata 2.4.5 (its wheel carries the real test Measurement Sets)")
+    data = Path(pyuvdata.__file__).parent / "data"
+    require((data / "multi_1.ms").is_dir(), f"the Measurement Sets of pyuvdata 2.4.5 under {data}")
+    return data
+
+
+@pytest.fixture(scope="session")
 def generated_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
     """A generated MOUS (real CASA, made once per session): the default scenario, seed 1, with calibration
     tables and a .tar.gz package beside it."""

@@ -39,17 +39,6 @@ def casa(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def pyuvdata_data() -> Path:
-    try:
-        import pyuvdata
-    except ImportError:
-        require(False, "pyuvdata 2.4.5 (its wheel carries the real test Measurement Sets)")
-    data = Path(pyuvdata.__file__).parent / "data"
-    require((data / "multi_1.ms").is_dir(), f"the Measurement Sets of pyuvdata 2.4.5 under {data}")
-    return data
-
-
-@pytest.fixture(scope="session")
 def pristine(pyuvdata_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """A session-wide read-only copy of one of the wheel's MSs, for tests that only read it."""
     root = tmp_path_factory.mktemp("pristine")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aperture_shared.casa.antennas import present_antennas
 from aperture_shared.errors import BadInput
 
 from aperture_findcont.dirty_cube import VisibilityBlock
@@ -114,8 +115,13 @@ def read_target(ms: Path, target: str, spw_id: int) -> TargetData | None:
     with _opened(ms / "POLARIZATION") as table:
         correlation_types = [list(table.getcell("CORR_TYPE", row)) for row in range(table.nrows())]
     with _opened(ms / "ANTENNA") as table:
-        dish = float(np.min(table.getcol("DISH_DIAMETER")))
-        position = table.getcol("POSITION").mean(axis=1)
+        diameters, positions = table.getcol("DISH_DIAMETER"), table.getcol("POSITION")
+        present = present_antennas(table.getcol("FLAG_ROW"), diameters, positions)
+    if not present.any():
+        raise BadInput(f"{ms.name}: its ANTENNA table describes no antenna (every row is flagged or has no "
+                       "dish diameter or position): the MS is incomplete")
+    dish = float(np.min(diameters[present]))
+    position = positions[:, present].mean(axis=1)
     data_descriptions = [int(dd) for dd in np.flatnonzero(spw_of == spw_id)]
     if not data_descriptions:
         return None

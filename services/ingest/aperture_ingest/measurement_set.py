@@ -24,6 +24,7 @@ from aperture_contracts.metadata import (
     RepresentativeSpw,
     SpectralWindow,
 )
+from aperture_shared.casa.antennas import present_antennas
 from aperture_shared.errors import BadInput
 
 from aperture_ingest.casa_tables import ReadGuard, guarded_msmetadata, guarded_table
@@ -320,10 +321,15 @@ class _MeasurementSetReader:
             names = table.getcol("NAME")
             stations = table.getcol("STATION")
             diameters = table.getcol("DISH_DIAMETER")
+            present = present_antennas(table.getcol("FLAG_ROW"), diameters, table.getcol("POSITION"))
+        if not present.any():
+            raise BadInput(f"{self.name}: every row of its ANTENNA sub-table is flagged or has no dish "
+                           "diameter or position. The MS is incomplete.")
+        # Rows of antennas that were not in the array (flagged placeholders) are not antennas of this MS.
         return {
             aid: AntennaInfo(antenna_id=aid, name=str(names[aid]), station=str(stations[aid]),
                              diameter_m=float(diameters[aid]))
-            for aid in range(len(names))
+            for aid in np.flatnonzero(present).tolist()
         }  # fmt: skip
 
     def _read_spectral_windows(self) -> list[_SpwRow]:
@@ -428,7 +434,9 @@ class _MeasurementSetReader:
         import casatools
 
         with self._subtable("ANTENNA") as table:
-            centre = np.asarray(table.getcol("POSITION"), dtype=float).mean(axis=1)
+            positions = np.asarray(table.getcol("POSITION"), dtype=float)
+            present = present_antennas(table.getcol("FLAG_ROW"), table.getcol("DISH_DIAMETER"), positions)
+        centre = positions[:, present].mean(axis=1)
         quanta = casatools.quanta()
         position: dict[str, Any] = casatools.measures().position(
             "ITRF", *(quanta.quantity(float(v), "m") for v in centre)
