@@ -8,7 +8,7 @@ from aperture_testdata.main import main
 
 def test_list_scenarios_names_the_default(capsys):
     assert main(["--list-scenarios"]) == 0
-    assert capsys.readouterr().out.startswith("default:")
+    assert any(line.startswith("default: ") for line in capsys.readouterr().out.splitlines())
 
 
 def test_outdir_is_required():
@@ -20,7 +20,7 @@ def test_outdir_is_required():
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--scenario", "nope"], "no scenario named 'nope'; choose one of: default"),
+        (["--scenario", "nope"], "no scenario named 'nope'; choose one of: "),
         (["--mous-uid", "not-a-uid"], "uid://A001/X2fa/X2dd"),
         (["--package", "out.zip"], "must be named *.tar, *.tar.gz or *.tgz"),
         (["--seed", "-1"], "non-negative"),

@@ -289,3 +289,26 @@ def test_a_mous_whose_tables_fail_the_generators_own_check_is_removed(casa_tools
     with pytest.raises(GenerationError, match="needs larger gain errors or less noise"):
         generate_mous(outdir, seed=1)
     assert list(outdir.iterdir()) == []
+
+
+def test_a_broken_antenna_is_in_the_data_and_recorded_in_the_truth(casa_tools, tmp_path):
+    """The 'bad_antenna' scenario delivered calibrated: every antenna's calibrator visibilities sit at the
+    calibrator's flux but the broken one's, which are scrambled (random phase, 5-60 % amplitude)."""
+    from aperture_testdata.generator import generate_mous
+
+    mous = generate_mous(tmp_path / "mous", seed=1, calibrated=True, scenario="bad_antenna")
+    broken = mous.truth.broken_antenna
+    assert broken is not None and broken.antenna == mous.truth.array.antennas[broken.antenna_index].name
+    assert broken.times_mjd_s == sorted(set(_column(mous.ms, "TIME").tolist()))
+    assert MousTruth.read(mous.truth_file).broken_antenna == broken
+
+    calibrator = mous.truth.fields_with_intent(INTENT_BANDPASS)[0]
+    query = f"FIELD_ID=={calibrator.field_id} && ANTENNA1!=ANTENNA2"
+    data = _column(mous.ms, "DATA", query).mean(axis=1)  # (polarisation, row), channel-averaged
+    on_broken = (_column(mous.ms, "ANTENNA1", query) == broken.antenna_index) | (
+        _column(mous.ms, "ANTENNA2", query) == broken.antenna_index
+    )
+    flux = calibrator.components[0].flux_jy
+    assert np.median(np.abs(data[:, ~on_broken])) == pytest.approx(flux, rel=0.1)
+    assert np.median(np.abs(data[:, on_broken])) < 0.5 * flux
+    assert np.degrees(np.std(np.angle(data[:, on_broken]))) > 60

@@ -12,13 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from aperture_testdata.casa_runtime import casatools_module
-from aperture_testdata.gains import InjectedGains
+from aperture_testdata.gains import BrokenAntennaGains, InjectedGains
 
 
-def corrupt(ms: Path, gains: InjectedGains | None, sigma_jy: float, rng: np.random.Generator) -> None:
+def corrupt(
+    ms: Path,
+    gains: InjectedGains | None,
+    sigma_jy: float,
+    rng: np.random.Generator,
+    broken: BrokenAntennaGains | None = None,
+) -> None:
     """DATA := g1 conj(g2) DATA + noise; SIGMA := sigma; WEIGHT := 1/sigma^2 (CASA's convention).
 
-    With `gains=None` only noise is added: the data are then what a calibrated MS holds.
+    With `gains=None` only noise is added: the data are then what a calibrated MS holds. A broken
+    antenna's factors multiply its baselines in either case (a calibrated delivery still has it).
     Rows are visited in table order per data description, so the noise depends on the seed only.
     """
     tb = casatools_module().table()
@@ -34,6 +41,8 @@ def corrupt(ms: Path, gains: InjectedGains | None, sigma_jy: float, rng: np.rand
                 data = selection.getcol("DATA")  # (polarisation, channel, row)
                 if gains is not None:
                     data = data * _baseline_gains(selection, gains, channel_offsets[spw_id], data.shape[0])
+                if broken is not None:
+                    data = data * _broken_antenna_factors(selection, broken, data.shape[0])
                 noise = rng.standard_normal((2, *data.shape))
                 data = data + sigma_jy * (noise[0] + 1j * noise[1])
                 selection.putcol("DATA", data.astype(np.complex64))
@@ -59,6 +68,28 @@ def _baseline_gains(
     g1 = per_antenna[antenna1, :, time_index, :]  # (row, pol, channel)
     g2 = per_antenna[antenna2, :, time_index, :]
     return np.transpose(g1 * np.conj(g2), (1, 2, 0))
+
+
+def _broken_antenna_factors(selection, broken: BrokenAntennaGains, n_pol: int) -> np.ndarray:
+    """f(antenna1) conj(f(antenna2)) per row, shaped (polarisation, 1, row): 1 off the broken antenna."""
+    factors = broken.factors(selection.getcol("TIME"))  # (polarisation, row)
+    if factors.shape[0] != n_pol:
+        raise ValueError(f"the broken antenna has {factors.shape[0]} polarisations, the data {n_pol}")
+    antenna1, antenna2 = selection.getcol("ANTENNA1"), selection.getcol("ANTENNA2")
+    ones = np.ones_like(factors)
+    f1 = np.where(antenna1 == broken.antenna_index, factors, ones)
+    f2 = np.where(antenna2 == broken.antenna_index, factors, ones)
+    return (f1 * np.conj(f2))[:, None, :]
+
+
+def integration_times(ms: Path) -> np.ndarray:
+    """Every distinct TIME of the main table (the integrations), sorted."""
+    tb = casatools_module().table()
+    tb.open(str(ms))
+    try:
+        return np.unique(tb.getcol("TIME"))
+    finally:
+        tb.close()
 
 
 def _spw_of_data_description(ms: Path) -> list[int]:

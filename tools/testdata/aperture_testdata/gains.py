@@ -16,7 +16,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from aperture_testdata.scenarios import GainPlan
+from aperture_testdata.scenarios import BrokenAntennaPlan, GainPlan
 
 
 class AntennaGain(BaseModel):
@@ -110,4 +110,49 @@ def draw_gains(
         )
     return InjectedGains(
         time_origin_mjd_s=time_origin_mjd_s, drift_periods_s=list(plan.drift_periods_s), antennas=antennas
+    )
+
+
+class BrokenAntennaGains(BaseModel):
+    """The extra gain factor of a broken antenna (scenarios.BrokenAntennaPlan), per integration and
+    polarisation: V_obs(a1, a2) is multiplied by f(a1) conj(f(a2)), where f is 1 for every other antenna.
+    Shared by all spws (one receiver), applied whether or not the MOUS is otherwise calibrated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    antenna: str
+    antenna_index: int = Field(description="row of the ANTENNA table")
+    times_mjd_s: list[float] = Field(description="every integration's TIME in the MS")
+    amplitude: list[list[float]] = Field(description="per polarisation, per time")
+    phase_deg: list[list[float]] = Field(description="per polarisation, per time")
+
+    def factors(self, times_s: np.ndarray) -> np.ndarray:
+        """f with shape (polarisation, time) at the given MS times, which must be integrations of the MS."""
+        known = np.asarray(self.times_mjd_s)
+        times = np.asarray(times_s, dtype=float)
+        index = np.clip(np.searchsorted(known, times), 0, known.size - 1)
+        if not np.allclose(known[index], times, rtol=0, atol=1e-3):
+            raise ValueError("times that are not integrations of the MS the broken antenna was drawn for")
+        amplitude, phase = np.asarray(self.amplitude), np.deg2rad(np.asarray(self.phase_deg))
+        return (amplitude * np.exp(1j * phase))[:, index]
+
+
+def draw_broken_antenna(
+    plan: BrokenAntennaPlan,
+    antenna_names: list[str],
+    times_mjd_s: np.ndarray,
+    n_polarisations: int,
+    rng: np.random.Generator,
+) -> BrokenAntennaGains:
+    """One realisation of the broken antenna's factors at the MS's integration times."""
+    times = np.unique(np.asarray(times_mjd_s, dtype=float))
+    shape = (n_polarisations, times.size)
+    amplitude = rng.uniform(plan.amplitude_low, plan.amplitude_high, shape)
+    phase = rng.uniform(-180.0, 180.0, shape) if plan.random_phase else np.zeros(shape)
+    return BrokenAntennaGains(
+        antenna=antenna_names[plan.antenna_index],
+        antenna_index=plan.antenna_index,
+        times_mjd_s=times.tolist(),
+        amplitude=np.round(amplitude, 6).tolist(),
+        phase_deg=np.round(phase, 4).tolist(),
     )

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from aperture_testdata import archive, calibration, corruption, ms_layout, observation, sky
 from aperture_testdata.array import Antenna, central_antenna, read_configuration
 from aperture_testdata.casa_runtime import casa_version, casatasks_module
-from aperture_testdata.gains import InjectedGains, draw_gains
+from aperture_testdata.gains import BrokenAntennaGains, InjectedGains, draw_broken_antenna, draw_gains
 from aperture_testdata.scenarios import INTENT_PHASE, FieldPlan, Scenario, SpwPlan, get_scenario
 from aperture_testdata.sky import PRIMARY_BEAM_DESCRIPTION
 from aperture_testdata.truth import (
@@ -101,7 +101,7 @@ def generate_mous(
         raise
     written_package = None
     if package is not None:
-        members = archive.package_members(ms_name, with_calibration=not calibrated)
+        members = archive.package_members(ms_name, with_calibration=truth.calibration is not None)
         written_package = archive.write_package(package.resolve(), outdir, members)
     return GeneratedMous(
         outdir=outdir,
@@ -122,8 +122,14 @@ def _simulate_and_calibrate(
     antennas = read_configuration(plan.antenna_config, plan.n_antennas)
     reference_antenna = central_antenna(antennas).name
     schedule = observation.plan_schedule(plan)
-    # Independent streams: a scenario change in how gains are drawn leaves the noise as it was.
-    gains_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    # Independent streams: a scenario change in how gains are drawn leaves the noise as it was (and a
+    # third stream leaves the first two as they were: spawn's children do not depend on their number).
+    gains_rng, noise_rng, broken_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    if plan.broken_antenna is not None and antennas[plan.broken_antenna.antenna_index].name == reference_antenna:
+        raise ValueError(
+            f"scenario {plan.name!r}: the broken antenna {reference_antenna} is the array's central antenna, which "
+            "the generator's own calibration takes as its reference; break another one"
+        )
     lsrk_over_topo = {f.name: observation.lsrk_over_topo(f, schedule.middle_mjd_s) for f in plan.fields}
     gains = None
     if not calibrated:
@@ -146,8 +152,15 @@ def _simulate_and_calibrate(
         ms_layout.merge_spw_scans(ms)
         ms_layout.write_source_table(ms, plan.spws)
         ms_layout.write_time_ranges(ms)
-        corruption.corrupt(ms, gains, plan.noise_sigma_jy, noise_rng)
-        if not calibrated:
+        broken = None
+        if plan.broken_antenna is not None:
+            broken = draw_broken_antenna(
+                plan.broken_antenna, [a.name for a in antennas], corruption.integration_times(ms), 2, broken_rng
+            )
+        corruption.corrupt(ms, gains, plan.noise_sigma_jy, noise_rng, broken)
+        # Without calibrators (e.g. the 'selfcal' scenario) there is nothing to derive restore tables
+        # from: the MOUS carries its gain errors and no tables, as a target observed on its own would.
+        if not calibrated and plan.has_calibrators:
             calibration_truth = _calibrate(plan, ms, outdir, scratch, reference_antenna)
 
     manifest = RestoreManifest(
@@ -157,7 +170,7 @@ def _simulate_and_calibrate(
     )
     (outdir / RESTORE_MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2) + "\n")
     truth = _truth(
-        plan, seed, mous_uid, ms, antennas, reference_antenna, lsrk_over_topo, gains, calibration_truth
+        plan, seed, mous_uid, ms, antennas, reference_antenna, lsrk_over_topo, gains, calibration_truth, broken
     )
     truth.write(outdir / TRUTH_FILE_NAME)
     return truth
@@ -233,6 +246,7 @@ def _truth(
     lsrk_over_topo: dict[str, float],
     gains: InjectedGains | None,
     calibration_truth: CalibrationTruth | None,
+    broken: BrokenAntennaGains | None = None,
 ) -> MousTruth:
     scans = ms_layout.read_scans(ms)
     start, end = scans[0].start_mjd_s, scans[-1].end_mjd_s
@@ -286,6 +300,7 @@ def _truth(
         primary_beam=PRIMARY_BEAM_DESCRIPTION,
         gains=gains,
         calibration=calibration_truth,
+        broken_antenna=broken,
     )
 
 

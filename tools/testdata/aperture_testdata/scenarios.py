@@ -22,6 +22,7 @@ INTENT_BANDPASS = "CALIBRATE_BANDPASS#ON_SOURCE"
 INTENT_FLUX = "CALIBRATE_FLUX#ON_SOURCE"
 INTENT_PHASE = "CALIBRATE_PHASE#ON_SOURCE"
 INTENT_TARGET = "OBSERVE_TARGET#ON_SOURCE"
+CALIBRATOR_INTENTS = (INTENT_BANDPASS, INTENT_FLUX, INTENT_PHASE)
 
 
 class _Frozen(BaseModel):
@@ -130,6 +131,27 @@ class GainPlan(_Frozen):
     drift_periods_s: tuple[float, ...] = (1800.0, 3600.0, 7200.0)
 
 
+class BrokenAntennaPlan(_Frozen):
+    """One antenna whose receiver is broken (an LO that does not stay locked, a failing amplifier): per
+    integration and polarisation its gain gets a phase uniform over the circle and an amplitude factor
+    uniform in [amplitude_low, amplitude_high], on top of the smooth gains every antenna has. Its data are
+    still there and unflagged, as in an archive MS before the pipeline's outlier flagging; per-scan
+    solutions cannot follow it, so the targets' data on its baselines stay scrambled."""
+
+    antenna_index: int = Field(ge=0, description="row of the ANTENNA table (the kept pads in file order)")
+    amplitude_low: float = Field(0.05, gt=0, le=1)
+    amplitude_high: float = Field(0.6, gt=0, le=1)
+    random_phase: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "BrokenAntennaPlan":
+        if self.amplitude_high < self.amplitude_low:
+            raise ValueError(
+                f"broken antenna: amplitude_high {self.amplitude_high} is below amplitude_low {self.amplitude_low}"
+            )
+        return self
+
+
 class Scenario(_Frozen):
     name: str
     description: str
@@ -148,6 +170,7 @@ class Scenario(_Frozen):
         gt=0, description="rms of the real and of the imaginary part of one visibility"
     )
     gains: GainPlan = GainPlan()
+    broken_antenna: BrokenAntennaPlan | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -160,10 +183,27 @@ class Scenario(_Frozen):
         unobserved = sorted(set(names) - {s.field for s in self.scans})
         if unobserved:
             raise ValueError(f"scenario {self.name!r}: fields never observed: {unobserved}")
-        for role in (INTENT_BANDPASS, INTENT_FLUX, INTENT_PHASE, INTENT_TARGET):
-            if not any(role in f.intents for f in self.fields):
-                raise ValueError(f"scenario {self.name!r}: no field has the intent {role}")
+        if not self.fields_with_intent(INTENT_TARGET):
+            raise ValueError(f"scenario {self.name!r}: no field has the intent {INTENT_TARGET}")
+        # Calibrators come as a set or not at all: the generator derives the restore tables from all
+        # three roles, and a scenario with none (e.g. 'selfcal') is a target observed on its own.
+        missing = [role for role in CALIBRATOR_INTENTS if not self.fields_with_intent(role)]
+        if missing and len(missing) < len(CALIBRATOR_INTENTS):
+            raise ValueError(
+                f"scenario {self.name!r}: no field has the intent {', '.join(missing)}; give fields for every "
+                f"calibrator role ({', '.join(CALIBRATOR_INTENTS)}) or for none"
+            )
+        if self.broken_antenna is not None and self.broken_antenna.antenna_index >= self.n_antennas:
+            raise ValueError(
+                f"scenario {self.name!r}: the broken antenna is row {self.broken_antenna.antenna_index}, but the "
+                f"array has {self.n_antennas} antennas (rows 0..{self.n_antennas - 1})"
+            )
         return self
+
+    @property
+    def has_calibrators(self) -> bool:
+        """Whether the scenario observes calibrators (then every role: see the validator)."""
+        return bool(self.fields_with_intent(INTENT_PHASE))
 
     def fields_with_intent(self, intent: str) -> list[FieldPlan]:
         return [f for f in self.fields if intent in f.intents]
@@ -333,9 +373,183 @@ def edge_line_scenario() -> Scenario:
     )
 
 
+def line_at_channel(
+    spw: SpwPlan, channel: float, transition: str, rest_frequency_hz: float, fwhm_channels: float, peak_jy: float
+) -> SpectralLine:
+    """A line whose LSRK centre falls on `channel` of `spw` (fractional; to within the LSRK-TOPO shift,
+    under a channel here) and whose FWHM is `fwhm_channels` channels. The velocity is chosen for the
+    place, not for realism; the truth file gives the channels exactly."""
+    centre_hz = spw.first_channel_hz + channel * spw.channel_width_hz
+    return SpectralLine(
+        transition=transition, rest_frequency_hz=rest_frequency_hz,
+        velocity_kms=SPEED_OF_LIGHT_KMS * (1 - centre_hz / rest_frequency_hz),
+        fwhm_kms=SPEED_OF_LIGHT_KMS * fwhm_channels * spw.channel_width_hz / rest_frequency_hz, peak_jy=peak_jy,
+    )
+
+
+def _with_target_lines(base: Scenario, lines: tuple[SpectralLine, ...], **update: object) -> Scenario:
+    """`base` with the lines of the target's line-carrying component replaced by `lines`."""
+    target = base.fields_with_intent(INTENT_TARGET)[0]
+    components = tuple(
+        component.model_copy(update={"lines": lines}) if component.lines else component
+        for component in target.components
+    )
+    fields = tuple(
+        field.model_copy(update={"components": components}) if field.name == target.name else field
+        for field in base.fields
+    )
+    return _validated(base, fields=fields, **update)
+
+
+def _validated(base: Scenario, **update: object) -> Scenario:
+    """`base` with `update` applied and every check run again (model_copy alone skips validation)."""
+    return Scenario.model_validate(base.model_copy(update=update).model_dump())
+
+
+def _default_lines() -> dict[str, SpectralLine]:
+    target = default_scenario().fields_with_intent(INTENT_TARGET)[0]
+    return {line.transition: line for component in target.components for line in component.lines}
+
+
+# A hot core's spectrum in spw 0: where each unidentified line ("U-line") sits (channel), its FWHM
+# (channels) and its peak (Jy). Narrow, of mixed strength, so close that their wings overlap: the few
+# gaps are a handful of channels wide, some only a channel or two, as in Orion KL or Sgr B2 spectra.
+_FOREST_LINES = (
+    (3.0, 1.6, 0.020), (8.5, 2.0, 0.030), (13.5, 1.4, 0.012), (18.0, 2.2, 0.025), (23.5, 1.6, 0.015),
+    (29.0, 2.4, 0.035), (34.5, 1.5, 0.018), (39.0, 1.8, 0.022), (45.0, 2.0, 0.028), (50.5, 1.4, 0.014),
+    (55.0, 2.0, 0.024), (60.5, 1.6, 0.016),
+)
+
+
+def line_forest_scenario() -> Scenario:
+    """A hot core: spw 0 a forest of a dozen narrow lines whose wings overlap (little continuum, in
+    gaps of a few channels), spw 1 as in the default (13CO beside ample continuum)."""
+    base = default_scenario()
+    forest_spw = base.spws[0]
+    forest = tuple(
+        line_at_channel(forest_spw, channel, f"U-line {number}", forest_spw.rest_frequency_hz, fwhm, peak)
+        for number, (channel, fwhm, peak) in enumerate(_FOREST_LINES, start=1)
+    )
+    return _with_target_lines(
+        base, (*forest, _default_lines()["13CO(2-1)"]), name="line_forest",
+        description="the default MOUS with a line forest (12 narrow, overlapping lines) over spw 0; spw 1 as "
+        "in the default",
+    )
+
+
+def broad_line_scenario() -> Scenario:
+    """A galaxy whose CO line is broad: FWHM 16 channels (~330 km/s, a quarter of the spw), so that its
+    wings, down to 1 % of the peak, take ~2/3 of the spw and leave continuum on both sides; spw 1 as in
+    the default. (A line of FWHM half the spw would reach beyond both edges at that level: that is the
+    whole_spw_line case.)"""
+    base = default_scenario()
+    lines = _default_lines()
+    co = lines["CO(2-1)"]
+    broad = line_at_channel(base.spws[0], 30.0, co.transition, co.rest_frequency_hz, 16.0, co.peak_jy)
+    return _with_target_lines(
+        base, (broad, lines["13CO(2-1)"]), name="broad_line",
+        description="the default MOUS with a broad CO line (FWHM a quarter of spw 0); spw 1 as in the default",
+    )
+
+
+def whole_spw_line_scenario() -> Scenario:
+    """Deliberately degraded: the 13CO line in spw 1 is as wide as the spw (FWHM 64 channels), so no
+    channel of spw 1 is line-free (even its edges carry half the peak); spw 0 as in the default. Nothing
+    can be taken as continuum there, and findcont must say so rather than call the edges continuum."""
+    base = default_scenario()
+    lines = _default_lines()
+    co13 = lines["13CO(2-1)"]
+    spw = base.spws[1]
+    whole = line_at_channel(spw, (spw.nchan - 1) / 2, co13.transition, co13.rest_frequency_hz, spw.nchan, 0.015)
+    return _with_target_lines(
+        base, (lines["CO(2-1)"], whole), name="whole_spw_line",
+        description="deliberately degraded: the default MOUS with a line as wide as spw 1 (no line-free channel "
+        "there); spw 0 as in the default",
+    )
+
+
+def broken_antenna_scenario() -> Scenario:
+    """Deliberately degraded: the default MOUS with one antenna (DA45, not the array's central reference
+    antenna) whose receiver is broken: random phase and a low, erratic amplitude in every integration."""
+    return _validated(
+        default_scenario(), name="bad_antenna",
+        description="deliberately degraded: the default MOUS with one antenna (row 4, DA45) whose gain has a "
+        "random phase and an amplitude of 5-60 % in every integration",
+        broken_antenna=BrokenAntennaPlan(antenna_index=4),
+    )
+
+
+def selfcal_scenario() -> Scenario:
+    """A bright compact target observed on its own, with no calibrator at all: what self-calibration
+    is for. A 0.4 Jy point source at the phase centre with a weaker knot 2.5" away (so the model is not
+    a single point), in one 2 GHz continuum spw.
+
+    The gain errors are what phase referencing leaves plus fast atmospheric phase: per antenna and
+    polarisation a fixed phase of up to +-45 deg (what the X-Y and per-antenna offsets a calibrator
+    would have removed leave), and a phase drift of 35 deg rms whose periods (90 s to 20 min) run
+    within the 4-min scans, so that solution intervals shorter than a scan keep improving the image;
+    small amplitude errors (5 %). The source still shows in the uncorrected image (baseline phases of
+    ~60 deg rms keep about half its peak), as self-calibration needs. The noise puts the thermal
+    peak/rms of the full data near 2000, enough for per-integration phase solutions.
+    """
+    reference = 233.0e9
+    target = FieldPlan(
+        name="SimQuasar",
+        ra="12h29m06.700s",
+        dec="-24d03m08.60s",
+        intents=(INTENT_TARGET,),
+        components=(
+            SkyComponent(
+                name="core", shape="point", flux_jy=0.4, reference_frequency_hz=reference, spectral_index=-0.5
+            ),
+            SkyComponent(
+                name="knot", shape="point", offset_east_arcsec=-2.0, offset_north_arcsec=1.5, flux_jy=0.04,
+                reference_frequency_hz=reference, spectral_index=-0.8,
+            ),
+        ),
+    )
+    return Scenario(
+        name="selfcal",
+        description="25 antennas, band 6, 1 continuum spw x 32 channels, 4 scans of 4 min on a 0.4 Jy "
+        "quasar and nothing else (no calibrators); phase errors of ~45 deg varying within scans",
+        antenna_config="alma.cycle10.3.cfg",
+        n_antennas=25,
+        observation_date=date(2025, 6, 1),
+        integration_s=20.0,
+        slew_s=30.0,
+        project_code="2025.1.00002.S",
+        spws=(
+            SpwPlan(
+                name="ALMA_RB_06#BB_1#SW-01#FULL_RES",
+                centre_frequency_hz=reference,
+                nchan=32,
+                channel_width_hz=62.5e6,
+                rest_frequency_hz=reference,
+                transition="continuum",
+            ),
+        ),
+        fields=(target,),
+        scans=tuple(ScanPlan(field=target.name, duration_s=240.0) for _ in range(4)),
+        noise_sigma_jy=0.2,
+        gains=GainPlan(
+            phase_offset_max_deg=45.0,
+            amplitude_rms=0.05,
+            delay_rms_ns=0.02,
+            drift_phase_rms_deg=35.0,
+            drift_amplitude_rms=0.02,
+            drift_periods_s=(90.0, 300.0, 1200.0),
+        ),
+    )
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
+    "selfcal": selfcal_scenario,
     "default": default_scenario,
     "edge_line": edge_line_scenario,
+    "line_forest": line_forest_scenario,
+    "broad_line": broad_line_scenario,
+    "whole_spw_line": whole_spw_line_scenario,
+    "bad_antenna": broken_antenna_scenario,
 }
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 from aperture_contracts.packaging import CalibrationApply
 from pydantic import BaseModel, ConfigDict, Field
 
-from aperture_testdata.gains import InjectedGains
+from aperture_testdata.gains import BrokenAntennaGains, InjectedGains
 
 TRUTH_FILE_NAME = "truth.json"
 
@@ -125,7 +125,7 @@ class ObservationTruth(_Model):
 class NoiseTruth(_Model):
     sigma_jy: float = Field(description="rms of the real and of the imaginary part of one visibility")
     weight: float = Field(description="the WEIGHT written, 1/sigma^2")
-    seed_stream: str = "numpy default_rng(SeedSequence(seed)).spawn: [gains, noise]"
+    seed_stream: str = "numpy default_rng(SeedSequence(seed)).spawn: [gains, noise, broken antenna]"
 
 
 class FluxscaleResult(_Model):
@@ -163,6 +163,9 @@ class MousTruth(_Model):
     primary_beam: str
     gains: InjectedGains | None
     calibration: CalibrationTruth | None
+    broken_antenna: BrokenAntennaGains | None = Field(
+        None, description="an antenna whose data are bad (scenario 'bad_antenna'); None when every antenna works"
+    )
 
     def fields_with_intent(self, intent: str) -> list[FieldTruth]:
         return [f for f in self.fields if intent in f.intents]
