@@ -21,7 +21,8 @@ class ImagingKind(StrEnum):
     CONTSUB = "contsub"  # uv-plane continuum subtraction of one target
     MFS = "mfs"  # continuum image of one spw
     CONT = "cont"  # aggregate continuum over all spws of a target
-    CUBE = "cube"  # line cube of one spw
+    CUBE = "cube"  # line cube of one spw (or, when it was planned in channel chunks, the join of them)
+    CUBE_CHUNK = "cube_chunk"  # one contiguous channel range of a cube: an intermediate, joined by the cube job
 
 
 class JobState(StrEnum):

@@ -10,8 +10,10 @@ from aperture_contracts.continuum import ContinuumRanges
 from aperture_contracts.enums import ErrorClass, ImagingKind, Stage
 from aperture_contracts.ids import JobId, MousId
 from aperture_contracts.imaging import ImageProduct
+from aperture_contracts.jobs import FluxModel
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.qa import QAScore
+from aperture_contracts.selfcal import SelfCalibrationRecord
 from aperture_contracts.storage import ObjectRef
 from aperture_contracts.version import SchemaVersion
 
@@ -54,6 +56,11 @@ class IngestResult(BaseModel):
         None, description="a cont.dat the package carried at its root: an operator's edited continuum ranges, "
         "which take precedence over what findcont finds where they cover a target and spw"
     )
+    operator_flux_csv: ObjectRef | None = Field(None, description="the flux.csv the package carried at its root")
+    flux_models: list[FluxModel] = Field(
+        default_factory=list,
+        description="the flux calibrators' flux densities read from the package's flux.csv, for calibration",
+    )
 
 
 class CalibrationMode(StrEnum):
@@ -70,6 +77,11 @@ class CalibrationResult(BaseModel):
     measurement_sets: list[ObjectRef] = Field(description="MSs whose DATA column holds the calibrated data")
     tables: list[ObjectRef] = Field(default_factory=list, description="calibration tables made here")
     summary: str = Field(description="what was done, or why not, for a person")
+    self_calibration: list[SelfCalibrationRecord] = Field(
+        default_factory=list,
+        description="per MS and science target: whether self-calibration was attempted, each round and what "
+        "was kept (its tables are among `tables`); empty when self-calibration is switched off",
+    )
 
 
 class FindcontResult(BaseModel):

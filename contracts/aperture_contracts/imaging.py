@@ -1,6 +1,8 @@
 """Imaging: what an imaging job may override, the size limits it works within, and what it made."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aperture_contracts.enums import ImagingKind
 from aperture_contracts.qa import QAScore
@@ -34,6 +36,65 @@ class ProductSizeLimits(BaseModel):
     max_mous_bytes: int = Field(500 * 10**9, gt=0)
 
 
+class ChannelChunk(BaseModel):
+    """One contiguous range of a cube's native channels that one job images (kind cube_chunk).
+
+    The chunks of a cube cover the spw's channels exactly and in order, and all image the same output
+    grid: the whole cube's, with its start, width (after any channel binning), pixels, weighting and
+    threshold. With channel binning by w, a chunk's output channels are first_channel // w up to
+    (first_channel + num_channels) // w, so the chunks' output channels also cover the cube exactly.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, description="0 for the chunk of the lowest channel indices")
+    count: int = Field(ge=2, description="chunks of the cube")
+    first_channel: int = Field(ge=0, description="the first native channel of the chunk")
+    num_channels: int = Field(ge=1, description="native channels in the chunk")
+    total_channels: int = Field(ge=2, description="native channels of the whole spw")
+
+    @model_validator(mode="after")
+    def _inside_the_spw(self) -> Self:
+        if self.index >= self.count:
+            raise ValueError(f"chunk index {self.index} is not below the chunk count {self.count}")
+        if self.first_channel + self.num_channels > self.total_channels:
+            raise ValueError(
+                f"channels {self.first_channel}..{self.first_channel + self.num_channels - 1} go past the "
+                f"spw's {self.total_channels} channels"
+            )
+        return self
+
+    @property
+    def end_channel(self) -> int:
+        """One past the chunk's last native channel."""
+        return self.first_channel + self.num_channels
+
+    def describe(self) -> str:
+        return (
+            f"chunk {self.index + 1} of {self.count} (channels {self.first_channel}~{self.end_channel - 1} "
+            f"of {self.total_channels})"
+        )
+
+
+class CubeChunkImage(BaseModel):
+    """What the join of a chunked cube needs from one chunk besides its images: where it sits on the
+    whole cube's output grid and how it was imaged and cleaned (the cube's QA is made of these)."""
+
+    chunk: ChannelChunk
+    first_output_channel: int = Field(ge=0, description="its first channel on the whole cube's output grid")
+    cube_channels: int = Field(ge=1, description="output channels of the whole cube")
+    channel_binning: int = Field(ge=1)
+    deconvolver: str
+    pb_level: float
+    expected_beam_arcsec: float
+    dirty_peak_jy: float
+    niter: int
+    iterations: int
+    stopcode: int
+    stop_description: str
+    peak_residual_growth: float
+
+
 class Beam(BaseModel):
     major_arcsec: float
     minor_arcsec: float
@@ -41,7 +102,9 @@ class Beam(BaseModel):
 
 
 class ImageProduct(BaseModel):
-    """One image (or cube) with its FITS files and the figures QA is computed from."""
+    """One image (or cube) with its FITS files and the figures QA is computed from. The image of one chunk
+    of a cube (kind cube_chunk, `chunk` set) is an intermediate: its files are tarred CASA images in the
+    chunk job's work prefix, which the cube job joins into the cube's FITS products."""
 
     kind: ImagingKind
     target: str
@@ -62,3 +125,5 @@ class ImageProduct(BaseModel):
     threshold_jy: float
     mitigation: list[str] = Field(default_factory=list, description="what the size cascade changed, and why")
     qa: list[QAScore] = Field(default_factory=list)
+    imaged_in_chunks: int = Field(1, ge=1, description="how many channel chunks a cube was imaged in, then joined")
+    chunk: CubeChunkImage | None = Field(None, description="set on the intermediate image of one chunk of a cube")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aperture_contracts.continuum import ContinuumRanges
 from aperture_contracts.enums import ImagingKind, Stage
 from aperture_contracts.ids import JobId, MousId
-from aperture_contracts.imaging import ImagingOverrides, ProductSizeLimits
+from aperture_contracts.imaging import ChannelChunk, ImageProduct, ImagingOverrides, ProductSizeLimits
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.storage import ObjectRef
 from aperture_contracts.version import SchemaVersion
@@ -92,7 +92,8 @@ class FindcontJob(JobEnvelope):
 
 class ImagingJob(JobEnvelope):
     """One imaging-stage job: continuum subtraction of a target, or one image of it (mfs per spw, the
-    aggregate continuum over its spws, or a line cube per spw)."""
+    aggregate continuum over its spws, or a line cube per spw). A large cube is planned as chunk jobs
+    (kind cube_chunk, each with its `chunk`) and a cube job that joins their images (`chunks`)."""
 
     message_type: Literal["imaging.job"] = "imaging.job"
     stage: Literal[Stage.IMAGING] = Stage.IMAGING
@@ -100,7 +101,13 @@ class ImagingJob(JobEnvelope):
     target: str
     spw_ids: list[int] = Field(min_length=1)
     measurement_sets: list[ObjectRef] = Field(
-        min_length=1, description="calibrated MSs (contsub, mfs, cont) or continuum-subtracted ones (cube)"
+        description="calibrated MSs (contsub, mfs, cont) or continuum-subtracted ones (cube, cube_chunk); "
+        "none for a cube job that joins chunks"
+    )
+    chunk: ChannelChunk | None = Field(None, description="kind cube_chunk: the channels this job images")
+    chunks: list[ImageProduct] = Field(
+        default_factory=list,
+        description="kind cube, planned in chunks: the chunk images to join into the cube, in channel order",
     )
     continuum: list[ContinuumRanges] = Field(description="the continuum ranges of the job's spws, from findcont")
     metadata: MousMetadata

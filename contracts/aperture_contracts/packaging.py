@@ -9,6 +9,8 @@ from aperture_contracts.version import SchemaVersion
 RESTORE_MANIFEST_NAME = "aperture-restore.json"
 # An operator's edited continuum ranges (ALMA cont.dat format), beside the manifest at the package's root.
 OPERATOR_CONT_DAT_NAME = "cont.dat"
+# An operator's flux densities of the flux calibrators (the ALMA pipeline's flux.csv format), at the root too.
+OPERATOR_FLUX_CSV_NAME = "flux.csv"
 
 
 class CalibrationApply(BaseModel):
