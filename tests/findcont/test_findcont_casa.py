@@ -78,6 +78,14 @@ def test_the_lsrk_ranges_contain_the_channels_selected_and_sit_off_the_line(foun
     assert result.continuum.frame == "LSRK"
 
 
+@pytest.mark.parametrize("spw_id", [0, 1])
+def test_the_default_scenarios_continuum_qa_is_green(found, spw_id):
+    from aperture_contracts.qa import QABand
+    from aperture_findcont.handler import continuum_score
+
+    assert continuum_score(found[spw_id]).band is QABand.GOOD
+
+
 def test_cont_dat_plot_and_record_are_written_and_agree_with_the_result(found):
     result = found[0]
 

@@ -2,7 +2,13 @@
 
 import numpy as np
 import pytest
-from aperture_findcont.joint_mask import MaskParameters, moment_images, primary_beam_gain, source_spectrum
+from aperture_findcont.joint_mask import (
+    MaskParameters,
+    moment_images,
+    primary_beam_gain,
+    source_spectrum,
+    spectrum_noise,
+)
 
 NPIX = 96
 BEAM_FWHM_PIXELS = 5.0
@@ -111,3 +117,31 @@ def test_the_primary_beam_is_half_at_half_its_width_and_a_mosaic_takes_the_best_
     assert beam[50, 50] == pytest.approx(1.0)
     assert beam[55, 50] == pytest.approx(0.5)  # 5 pixels of 2 units: half the 20-unit FWHM
     assert beam[80, 50] == pytest.approx(1.0)
+
+
+def test_the_noise_of_the_mask_spectrum_is_measured_off_the_source_whatever_the_lines_do():
+    # A bright source whose line covers half the channels: the spectrum's own scatter says nothing of
+    # its noise, the mask's shifted copies do.
+    cube = _noise_cube(40, seed=7)
+    source = _blob((48, 48), 10.0)
+    line = 8.0 * np.exp(-0.5 * ((np.arange(40) - 20) / 6.0) ** 2)
+    cube += source[None] * (3.0 + line)[:, None, None]
+
+    found = source_spectrum(cube, _flat_beam(), BEAM_AREA)
+    # The truth: the scatter of the same mask's mean over many channels of noise alone.
+    truth = float(np.std(_noise_cube(300, seed=8)[:, found.mask].mean(axis=1)))
+
+    assert found.noise is not None and found.noise_copies >= 4
+    assert found.noise == pytest.approx(truth, rel=0.15)
+    # Far below a pixel's noise (the mask averages several beams), far below the spectrum's scatter.
+    assert found.noise < 0.6 and found.noise < 0.5 * float(np.std(found.spectrum))
+
+
+def test_a_mask_that_leaves_no_room_for_copies_gives_no_noise():
+    cube = _noise_cube(10, seed=9)
+    mask = np.ones((NPIX, NPIX), dtype=bool)
+    mask[:4] = False
+
+    noise, copies = spectrum_noise(cube, mask, BEAM_AREA, MaskParameters())
+
+    assert noise is None and copies == 0

@@ -14,19 +14,30 @@ The method, in the spirit of ALMA's findContinuum (written from its published de
    source's continuum slope across a wide spw). The refined solutions compete: a continuum must look
    like noise (its scatter bounded by what the channel-to-channel differences allow), and of two
    believable ones the quieter wins, since line signal left in the continuum can only add scatter.
+   When the noise is known from outside the spectrum (findcont measures it off the source in the
+   dirty cube, see joint_mask.spectrum_noise), it replaces the differences as the yardstick and holds
+   the noise used for detection near itself, and a fourth start takes the level where most channels
+   crowd within that noise (the continuum, even when a line covers most of the spw).
 2. Lines are found at several spectral scales (boxcar widths 1, 3, 5, 9, 17, ...): a narrow line stands
    out channel by channel, a broad faint one only once averaged. Each scale's threshold follows from
    its number of effectively independent trials (measured for boxcar-smoothed noise), so that pure noise
    yields a false line about 5 % of the time over all scales together, whatever the number of channels;
    the threshold is raised a little for the uncertainty of a noise estimate made from few channels.
-3. A detection is grown through its wings down to one sigma, then padded by a margin that reaches
-   where a Gaussian line of its strength would fall to 1 % of its peak (more for faint lines, which
-   are followed less far down their profile): the costly error is line emission left in the continuum
-   (it ends up in the continuum image and is subtracted from the cube), not a few continuum channels
-   given up.
+3. A line bright enough to have its width at half maximum measured is taken out to where a Gaussian
+   of that width falls to 1 % of its peak (plus the measurement's error), and beyond only where its
+   excess stays significant: far down a bright line's wings the 1 % level is deep in the noise, and
+   growth through the noise there would walk on without bound. A fainter detection is grown through
+   its wings down to one sigma, then padded by a margin that reaches where a Gaussian line of its
+   strength would fall to 1 % of its peak (more for faint lines, which are followed less far down
+   their profile): the costly error is line emission left in the continuum (it ends up in the
+   continuum image and is subtracted from the cube), not a few continuum channels given up.
 4. Baseline (a constant, or a slope when the data demand one) and noise are refitted on the channels
    left, and steps 2-3 repeat until the selection stops changing.
 5. Continuum islands too short to be trusted (a noise dip between two lines) become line.
+
+When nothing is left yet many separate lines were found, the spectrum is a forest whose gaps are
+narrower than the margins: its quietest channels are kept, as for any spectrum with structure
+everywhere, and the case says line forest.
 
 The outcome is classified explicitly (ContinuumCase) rather than left to thresholds' accidents: all
 continuum, noisy (nothing significant at all), lines and continuum, line forest (little continuum
@@ -53,6 +64,13 @@ _DIFFERENCE_QUANTILE_UNIT = _NORMAL.inv_cdf(0.5 + _DIFFERENCE_QUANTILE / 2)
 _NOISE_OVER_DIFFERENCES = 2.2
 # Largest believable noise correlation between channels 1 and 2 apart (Hanning: 0.67 and 0.17).
 _CORRELATION_CAPS = (0.75, 0.3)
+# looks_like_noise: its tests need this many channels; the outlier level (sigma), the largest excess of
+# outliers on one side; the lags of the long-range correlation and its limit.
+_NOISE_TEST_CHANNELS = 16
+_OUTLIER_SIGMA = 4.0
+_MAX_OUTLIER_EXCESS = 8
+_LONG_RANGE_LAGS = (3, 4, 5, 6)
+_LONG_RANGE_CORRELATION_LIMIT = 0.55
 
 
 @dataclass(frozen=True)
@@ -67,12 +85,18 @@ class FinderParameters:
     wing_fraction: float = 0.01  # lines are padded out to where a Gaussian line would fall to this of its peak
     minimum_margin_fraction: float = 0.1  # ...and by at least this fraction of their width on each side
     minimum_margin_channels: int = 1
+    profile_peak_sigma: float = 12.0  # a line this strong (at 3-channel smoothing) has its half widths measured...
+    profile_growth_sigma: float = 2.0  # ...beyond which it extends only while its signal stays above this
+    profile_slack_sigma: float = 1.0  # ...and its 1 % extent widened by this many errors of that measurement
     minimum_island_channels: int = 3  # continuum runs shorter than this become line...
     minimum_island_fraction: float = 0.005  # ...or shorter than this fraction of the spw
     broadest_scale_fraction: float = 0.25  # the widest smoothing is this fraction of the channels
     line_forest_fraction: float = 0.3  # less continuum than this between at least...
     line_forest_lines: int = 3  # ...this many line regions: a line forest
     broad_line_fraction: float = 0.2  # a line wider than this fraction of the spw is called broad
+    # A noise given with the spectrum (measured off the source) is trusted to this relative error: the
+    # noise used for detection stays within it.
+    independent_noise_tolerance: float = 0.15
     continuum_detection_sigma: float = 5.0  # continuum level significance that counts as detected
     minimum_channels: int = 8  # fewer usable channels: too few to look for lines
     max_iterations: int = 10
@@ -178,6 +202,17 @@ def quiet_channel_estimate(values: np.ndarray, fraction: float) -> tuple[float, 
     tail_median = float(np.median(tail))
     sigma = float(np.median(np.abs(tail - tail_median))) / mad_unit
     return tail_median - median_offset * sigma, sigma
+
+
+def densest_level(values: np.ndarray, sigma: float) -> float:
+    """The level around which most values crowd within one sigma (the lowest such, on a tie): with the
+    noise known, where the continuum lies even when lines cover most of the spw. The low tail of the
+    values (the quiet start) assumes that few channels carry line, and rises with the line's share; a
+    line's channels spread over its whole height, while the continuum's crowd within the noise."""
+    ordered = np.sort(values)
+    inside = np.searchsorted(ordered, ordered + 2 * sigma, side="right") - np.arange(ordered.size)
+    first = int(np.argmax(inside))
+    return float(np.median(ordered[first : first + int(inside[first])]))
 
 
 def difference_sigma(values: np.ndarray, usable: np.ndarray) -> float:
@@ -323,6 +358,10 @@ class _Detection:
     scale: int
     grown_peak_sigma: float  # at the scale its wings were followed, where growth stopped at 1 sigma
     peak_channel: int
+    # Bright enough for its profile to be measured: [first, last] already reaches where a Gaussian of
+    # its measured half widths falls to wing_fraction of its peak, and only a minimal margin is added.
+    profiled: bool = False
+    peaks: int = 1  # separate runs above the threshold merged into it (many in a blended forest)
 
 
 def _grow(signed: np.ndarray, start: int, level: float) -> tuple[int, int]:
@@ -375,28 +414,119 @@ def detect_lines(
             return significance[width]
 
         narrow_growth = max(scale, 3) if usable_channels >= 16 else scale
-        found = []
+        found: list[_Detection] = []
         for sign in (1, -1):
             signed = sign * at(scale)
             for first, last in runs((signed > thresholds[scale]) & free):
                 start = first + int(np.argmax(signed[first : last + 1]))
                 grown = sign * at(narrow_growth)
                 low, high = _grow(grown, start, parameters.grow_threshold_sigma)
-                wide_growth = max([s for s in scales if s <= (high - low + 1) // 4] or [1])
-                if wide_growth > narrow_growth:
-                    grown = sign * at(wide_growth)
-                    wide_low, wide_high = _grow(grown, start, parameters.grow_threshold_sigma)
-                    low, high = min(low, wide_low), max(high, wide_high)
-                found.append(
-                    _Detection(
-                        min(low, first), max(high, last), sign, float(signed[first : last + 1].max()), scale,
-                        float(grown[start]), start,
-                    )
+                profile = _profile_extent(grown, low, high, parameters) if narrow_growth > 1 else None
+                if profile is not None:
+                    # The profile's extent already reaches the 1 % level. Beyond it only a significant
+                    # excess (a wing broader than a Gaussian's) extends the line, by the minimal margin:
+                    # at one sigma, a noise bump beside the wing would carry it on.
+                    low, high = _grow(grown, start, parameters.profile_growth_sigma)
+                    margin = parameters.minimum_margin_channels
+                    low = max(0, min(low - margin, profile[0]))
+                    high = min(residual.size - 1, max(high + margin, profile[1]))
+                else:
+                    wide_growth = max([s for s in scales if s <= (high - low + 1) // 4] or [1])
+                    if wide_growth > narrow_growth:
+                        grown = sign * at(wide_growth)
+                        wide_low, wide_high = _grow(grown, start, parameters.grow_threshold_sigma)
+                        low, high = min(low, wide_low), max(high, wide_high)
+                detection = _Detection(
+                    min(low, first), max(high, last), sign, float(signed[first : last + 1].max()), scale,
+                    float(grown[start]), start, profiled=profile is not None,
                 )
+                found = _merged_into(found, detection)
         for detection in found:
             claimed[detection.first : detection.last + 1] = True
         detections.extend(found)
     return detections, thresholds
+
+
+def _profile_extent(
+    significance: np.ndarray, low: int, high: int, parameters: FinderParameters
+) -> tuple[int, int] | None:
+    """Where a bright line falls to `wing_fraction` of its peak, from its measured half maximum.
+
+    Growth through the wings to one sigma cannot reach the 1 % level of a bright line (for a 30-sigma
+    line that level is 0.3 sigma, deep in the noise), and following the wings at broad scales walks on
+    through noise. A line whose half maximum stands well clear of the noise has a measurable width
+    instead: the channels where its (slightly smoothed) profile crosses half its peak, interpolated, are
+    known to a fraction of a channel. Beyond each crossing a Gaussian of that full width at half maximum
+    falls to `wing_fraction` of its peak (sqrt(ln(1/f) / ln 2) - 1) half widths farther out. The centre
+    is not taken from the peak channel, which noise moves about on a flat-topped broad line. A side cut
+    by the spw edge (no crossing before it) is mirrored from the other about the peak. None when the
+    line is too faint for its half maximum to be measured, or both sides are cut: its margins are then
+    guessed from its strength (see wing_margin).
+    """
+    peak_channel = low + int(np.argmax(significance[low : high + 1]))
+    peak = float(significance[peak_channel])
+    if peak < parameters.profile_peak_sigma:
+        return None
+    half = peak / 2
+
+    def crossing(step: int) -> tuple[float, float] | None:
+        """Where the profile falls below half maximum on one side, and how uncertain that is (channels:
+        one unit of noise over the slope there)."""
+        channel = peak_channel
+        while 0 <= channel + step < significance.size:
+            following = float(significance[channel + step])
+            if following < half:
+                slope = float(significance[channel]) - following
+                return channel + step * (float(significance[channel]) - half) / slope, 1 / slope
+            channel += step
+        return None
+
+    below, above = crossing(-1), crossing(+1)
+    # A peak on the spw's edge may be no peak at all (the line's centre can lie beyond the edge): then
+    # the intact side says nothing of the cut one.
+    if (below is None and peak_channel < 2) or (above is None and peak_channel > significance.size - 3):
+        return None
+    if below is None and above is None:
+        return None
+    if below is None:
+        assert above is not None
+        below = 2 * peak_channel - above[0], above[1]
+    if above is None:
+        above = 2 * peak_channel - below[0], below[1]
+    (lower, lower_error), (upper, upper_error) = below, above
+    half_width = (upper - lower) / 2
+    factor = math.sqrt(math.log(1 / parameters.wing_fraction) / math.log(2)) - 1
+    # Each edge is uncertain by its own crossing's error plus `factor` times the half width's.
+    width_error = math.hypot(lower_error, upper_error) / 2
+    slack = parameters.profile_slack_sigma * (max(lower_error, upper_error) + factor * width_error)
+    beyond = factor * half_width + slack
+    # A channel is line when its centre lies within the reach (as the truth samples channel centres).
+    first, last = int(math.ceil(lower - beyond)), int(math.floor(upper + beyond))
+    return max(0, first), min(significance.size - 1, last)
+
+
+def _merged_into(found: list[_Detection], detection: _Detection) -> list[_Detection]:
+    """`found` with `detection` added, merged with those of the same sign whose channels it overlaps.
+
+    Two runs above the threshold that grow into overlapping channels are one line (a noise dip split its
+    top) or blended lines. Kept apart, the weaker one would be measured from its own off-centre peak
+    (its half width taken to the far end of the whole line, its strength that of a shoulder) and so be
+    padded as if it were a faint line twice as wide as the real one, which can swallow the spw. Merged,
+    the region is the union and its profile is the strongest peak's."""
+    overlapping = [
+        other for other in found
+        if other.sign == detection.sign and other.first <= detection.last and detection.first <= other.last
+    ]
+    if not overlapping:
+        return [*found, detection]
+    group = [*overlapping, detection]
+    strongest = max(group, key=lambda d: d.grown_peak_sigma)
+    merged = _Detection(
+        min(d.first for d in group), max(d.last for d in group), detection.sign,
+        max(d.peak_sigma for d in group), strongest.scale, strongest.grown_peak_sigma, strongest.peak_channel,
+        profiled=all(d.profiled for d in group), peaks=sum(d.peaks for d in group),
+    )
+    return [*[other for other in found if other not in overlapping], merged]
 
 
 def wing_margin(width: int, grown_peak_sigma: float, parameters: FinderParameters) -> int:
@@ -418,11 +548,23 @@ def wing_margin(width: int, grown_peak_sigma: float, parameters: FinderParameter
 
 
 def _line_mask(detections: list[_Detection], size: int, parameters: FinderParameters) -> np.ndarray:
+    """The detections padded by their wing margins, each side by its own extent from the peak: a noise
+    bump that carried the growth farther on one side must not widen the other side too. A side cut by
+    the spw edge has no measurable extent and takes the other side's (the line's intact half)."""
     mask = np.zeros(size, dtype=bool)
     for detection in detections:
-        half = max(detection.peak_channel - detection.first, detection.last - detection.peak_channel)
-        margin = wing_margin(2 * half + 1, detection.grown_peak_sigma, parameters)
-        mask[max(0, detection.first - margin) : min(size, detection.last + margin + 1)] = True
+        lower = detection.peak_channel - detection.first
+        upper = detection.last - detection.peak_channel
+        if detection.first == 0:
+            lower = max(lower, upper)
+        if detection.last == size - 1:
+            upper = max(lower, upper)
+        if detection.profiled:
+            lower_margin = upper_margin = 0
+        else:
+            lower_margin = wing_margin(2 * lower + 1, detection.grown_peak_sigma, parameters)
+            upper_margin = wing_margin(2 * upper + 1, detection.grown_peak_sigma, parameters)
+        mask[max(0, detection.first - lower_margin) : min(size, detection.last + upper_margin + 1)] = True
     return mask
 
 
@@ -504,6 +646,12 @@ def noise_ceiling(difference_noise: float, usable_channels: int) -> float:
     return _NOISE_OVER_DIFFERENCES * (1 + 2 / math.sqrt(max(1, usable_channels))) * difference_noise
 
 
+def independent_noise_ceiling(noise: float, usable_channels: int, tolerance: float) -> float:
+    """The largest scatter a continuum can have given a noise measured outside the spectrum: that noise,
+    its own uncertainty, and what measuring a scatter on the spectrum's few channels adds."""
+    return noise * (1 + tolerance) * (1 + 2 / math.sqrt(max(1, usable_channels)))
+
+
 def _misses_lines(solution: _Solution, other: _Solution, values: np.ndarray) -> bool:
     """Whether `solution` counts as continuum a stretch that `other` calls line and that is significant
     (beyond 5 sigma) even by `solution`'s own baseline and noise: then `solution` missed a line."""
@@ -513,6 +661,38 @@ def _misses_lines(solution: _Solution, other: _Solution, values: np.ndarray) -> 
         if abs(mean) > 5 * scale_sigma(solution.sigma, width, solution.correlations):
             return True
     return False
+
+
+def looks_like_noise(residual: np.ndarray) -> bool:
+    """Whether a continuum's residual could be noise, by two signs that the channel differences miss.
+
+    - Symmetry: noise scatters as far below the baseline as above it, lines only one way. A forest of
+      narrow lines inflates the channel differences as much as the scatter (so the noise ceiling lets it
+      pass), but leaves many channels beyond 4 sigma on one side only (sigma from the quieter side's
+      16th-84th percentile). Pure noise, white or Hanning-smoothed, gave at most 7 such channels more on
+      one side than the other in 3000 draws of 16 to 1920 channels.
+    - No long-range correlation: a spectrometer correlates neighbouring channels (Hanning: lags 1 and
+      2) and no farther, while a line as wide as the spw is a hump whose channels 3 to 6 apart still
+      move together. Noise gave a mean correlation over those lags of at most 0.47 (64 Hanning-smoothed
+      channels) in 3000 draws; the limit is set above that and rises for few channels.
+    Below 16 channels neither says anything and the residual is taken as noise.
+    """
+    count = residual.size
+    if count < _NOISE_TEST_CHANNELS:
+        return True
+    centre = float(np.median(residual))
+    sigma = min(centre - float(np.quantile(residual, 0.1587)), float(np.quantile(residual, 0.8413)) - centre)
+    if sigma > 0:
+        above = int(np.sum(residual > centre + _OUTLIER_SIGMA * sigma))
+        below = int(np.sum(residual < centre - _OUTLIER_SIGMA * sigma))
+        if abs(above - below) > _MAX_OUTLIER_EXCESS:
+            return False
+    centred = residual - float(np.mean(residual))
+    variance = float(np.mean(centred**2))
+    if variance <= 0:
+        return True
+    long_range = float(np.mean([np.mean(centred[:-lag] * centred[lag:]) / variance for lag in _LONG_RANGE_LAGS]))
+    return long_range <= max(_LONG_RANGE_CORRELATION_LIMIT, 4.0 / math.sqrt(count))
 
 
 def _better(first: _Solution, second: _Solution, ceiling: float, values: np.ndarray) -> _Solution:
@@ -531,6 +711,7 @@ def _better(first: _Solution, second: _Solution, ceiling: float, values: np.ndar
         return bool(
             solution.continuum.sum() >= 3
             and solution.measured_sigma <= ceiling
+            and looks_like_noise((values - solution.baseline)[solution.continuum])
         )
 
     if believable(first) != believable(second):
@@ -554,12 +735,18 @@ def find_continuum_channels(
     spectrum: np.ndarray,
     *,
     source_detected: bool | None = None,
+    noise: float | None = None,
     parameters: FinderParameters | None = None,
 ) -> ContinuumDecision:
     """Decide which channels of `spectrum` are continuum.
 
     source_detected: whether the image moments showed real emission (the mask was not a fallback); when
     None, continuum is "detected" when its level over the continuum channels is significant.
+    noise: the noise of one channel of `spectrum`, measured without it (see joint_mask.spectrum_noise).
+    A spectrum alone can only guess its noise from its own quiet channels, which a line forest or a
+    line's undetected wings inflate (lines then hide in the "noise") and a few lucky channels deflate.
+    Given, it holds the noise used for detection close to itself and is the yardstick of what noise may
+    look like; otherwise the channel differences are.
     """
     parameters = parameters or FinderParameters()
     values = np.asarray(spectrum, dtype=float)
@@ -578,13 +765,20 @@ def find_continuum_channels(
         (np.full(values.size, float(np.median(finite))), robust_sigma(finite)),
         (sloped, robust_sigma(values[usable] - sloped[usable])),
     ]
-    # 0.9: the differences' own estimate scatters by a few per cent; the floor must not bind on white
-    # noise, where it equals the true sigma.
-    difference_noise = difference_sigma(values, usable)
-    # 0.9: the differences' own estimate scatters by several per cent, and the floor must not bind on
-    # white noise, where the differences give the true sigma.
-    ceiling = noise_ceiling(difference_noise, count)
-    sigma_bounds = (0.9 * difference_noise, ceiling)
+    independent = noise is not None and math.isfinite(noise) and noise > 0
+    if independent:
+        assert noise is not None
+        tolerance = parameters.independent_noise_tolerance
+        sigma_bounds = (noise / (1 + tolerance), noise * (1 + tolerance))
+        ceiling = independent_noise_ceiling(noise, count, tolerance)
+        starts = [(baseline, noise) for baseline, _ in starts]
+        starts.append((np.full(values.size, densest_level(finite, noise)), noise))
+    else:
+        difference_noise = difference_sigma(values, usable)
+        ceiling = noise_ceiling(difference_noise, count)
+        # 0.9: the differences' own estimate scatters by several per cent, and the floor must not bind on
+        # white noise, where the differences give the true sigma.
+        sigma_bounds = (0.9 * difference_noise, ceiling)
     best: _Solution | None = None
     for baseline, sigma in starts:
         if not np.isfinite(sigma) or sigma <= 0:
@@ -593,20 +787,44 @@ def find_continuum_channels(
         best = solution if best is None else _better(best, solution, ceiling, values)
     assert best is not None
     structured = bool(
-        best.continuum.sum() >= 3 and best.measured_sigma > ceiling
+        best.continuum.sum() >= 3
+        and (
+            best.measured_sigma > ceiling
+            or not looks_like_noise((values - best.baseline)[best.continuum])
+        )
     )
-    if structured:
-        best = _quietest_channels(values, usable, sloped, best, parameters)
+    # Lines everywhere, their margins leaving no continuum, yet found as many separate lines: a forest
+    # so dense that its gaps are narrower than the margins. Its quietest channels may still be its gaps.
+    crowded = bool(
+        best.continuum.sum() < 3 and sum(d.peaks for d in best.detections) >= parameters.line_forest_lines
+    )
+    forest = False
+    if structured or crowded:
+        quietest, forest = _quietest_channels(values, usable, sloped, best, parameters)
+        if structured or forest:
+            best = quietest
 
     lines = _line_regions(best.continuum, usable, best.detections)
     continuum_count = int(best.continuum.sum())
     level_sigma = _level_significance(best, continuum_count)
     case, notes = _classify(lines, continuum_count, count, level_sigma, source_detected, parameters)
-    if structured:
+    if forest:
         notes.insert(
             0,
-            f"the spectrum shows structure everywhere (its scatter is {best.measured_sigma / difference_noise:.1f} "
-            "times the channel-to-channel noise), as in a dense line forest: only the quietest channels are kept",
+            "the spectrum shows structure everywhere, with quiet channels scattered between many peaks, as "
+            "in a dense line forest: only the quietest channels are kept, and they may still carry line wings",
+        )
+    elif structured:
+        notes.insert(
+            0,
+            "the spectrum is one broad structure across the spw (not noise about any baseline): its "
+            "quietest channels lie together on its wings, so no channel is taken as continuum",
+        )
+    elif continuum_count == 0 and len(lines) == 1:
+        notes.insert(
+            0,
+            "the spectrum is one broad structure across the spw: a line (or a blend) whose extent down to "
+            f"{parameters.wing_fraction:.0%} of its peak covers every channel, so no channel is taken as continuum",
         )
     return ContinuumDecision(
         continuum=best.continuum, usable=usable, lines=lines, case=case,
@@ -617,24 +835,32 @@ def find_continuum_channels(
 
 def _quietest_channels(
     values: np.ndarray, usable: np.ndarray, sloped: np.ndarray, solution: _Solution, parameters: FinderParameters
-) -> _Solution:
-    """When no start found noise-like continuum: the lowest channels about a robust slope, as ALMA's
-    findContinuum does for hot cores, in runs long enough to trust."""
+) -> tuple[_Solution, bool]:
+    """When no start found noise-like continuum, and whether the spectrum is a line forest.
+
+    The quietest channels about a robust slope tell the two apart. Scattered over the spw in several
+    separate runs, some in its middle half, they are the gaps of a line forest: they are kept as its
+    continuum, as ALMA's findContinuum does for hot cores, however short (in a forest every gap is
+    short; the QA says the ranges are uncertain). Gathered towards the spw edges, they are the wings of
+    one structure as wide as the spw (a line covering it): then nothing is continuum, since calling a
+    line's wings continuum would subtract the line from the cube and put it into the continuum image."""
     residual = np.where(usable, values - sloped, np.inf)
     count = max(3, int(round(parameters.quiet_fraction * usable.sum())))
     continuum = np.zeros(values.size, dtype=bool)
     continuum[np.argsort(residual)[:count]] = True
     continuum &= usable
-    shortest = max(
-        parameters.minimum_island_channels, int(math.ceil(parameters.minimum_island_fraction * values.size))
-    )
-    continuum = _drop_short_islands(continuum, usable, shortest)
+    usable_channels = np.flatnonzero(usable)
+    quarter = usable_channels.size // 4
+    middle = usable_channels[quarter : usable_channels.size - quarter]
+    forest = len(runs(continuum)) >= parameters.line_forest_lines and bool(continuum[middle].any())
+    if not forest:
+        continuum[:] = False
     baseline = fit_baseline(values, continuum, solution.sigma) if continuum.sum() else sloped
     measured = clipped_sigma((values - baseline)[continuum]) if continuum.sum() >= 2 else solution.measured_sigma
     return _Solution(
         continuum, solution.detections, solution.thresholds, baseline, solution.sigma, measured,
         solution.correlations,
-    )
+    ), forest
 
 
 def _fallback_sigma(values: np.ndarray) -> float:

@@ -75,6 +75,10 @@ class FindcontStepResult(BaseModel):
     notes: list[str]
     lines: list[LineRecord]
     noise_jy: float | None
+    # The spectrum's noise measured off the source (the mask's shifted copies), which the finder was
+    # given; None when the image had no room for copies and the finder estimated it from the spectrum.
+    off_source_noise_jy: float | None = None
+    off_source_noise_copies: int = 0
     mask_pixels: int
     mask_from_emission: bool
     finder_case: ContinuumCase
@@ -129,7 +133,7 @@ def find_continuum_in_spw(arguments: dict[str, Any], calls: CasaCallLog) -> Find
         geometry.primary_beam_fwhm_rad,
     )
     source = source_spectrum(cube, primary_beam, geometry.beam_area_pixels)
-    decision = find_continuum_channels(source.spectrum, source_detected=source.from_mask)
+    decision = find_continuum_channels(source.spectrum, source_detected=source.from_mask, noise=source.noise)
     width = channel_width_hz(lsrk_hz)
     operator = arguments.get("operator")
     if operator is not None:
@@ -149,6 +153,7 @@ def find_continuum_in_spw(arguments: dict[str, Any], calls: CasaCallLog) -> Find
         cont_dat=str(output / CONT_DAT_NAME), plot=str(output / PLOT_NAME), record=str(output / RECORD_NAME),
         spw_name=reference.spw_name, notes=notes, lines=_line_records(decision, lsrk_hz, width),
         noise_jy=decision.noise if math.isfinite(decision.noise) else None,
+        off_source_noise_jy=source.noise, off_source_noise_copies=source.noise_copies,
         mask_pixels=source.mask_pixels, mask_from_emission=source.from_mask, finder_case=decision.case,
         finder_line_channels_selected=int((continuum & decision.usable & ~decision.continuum).sum()),
         imaging=imaging, finding_seconds=0.0,
