@@ -1,5 +1,6 @@
 """Fixtures of the calibration tests: an uncalibrated simulated MOUS (raw DATA with the injected gain
-errors; its tables are never applied), real VLA Measurement Sets without intents, and CASA in-process."""
+errors; its tables are never applied), a bright target without calibrators for self-calibration, real
+VLA Measurement Sets without intents, and CASA in-process."""
 
 import shutil
 from pathlib import Path
@@ -26,6 +27,18 @@ def uncalibrated_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("uncalibrated-mous")
     generated = generate_mous(root / "mous", seed=2, calibrated=False)
     assert generated.truth.gains is not None and not generated.truth.calibrated
+    return generated
+
+
+@pytest.fixture(scope="session")
+def selfcal_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
+    """The 'selfcal' scenario with seed 3: a 0.4 Jy target observed alone, no calibrators, its DATA carrying
+    the antenna gains in truth.json (phases varying within scans) plus noise; no restore tables."""
+    from aperture_testdata.generator import generate_mous
+
+    root: Path = tmp_path_factory.mktemp("selfcal-mous")
+    generated = generate_mous(root / "mous", seed=3, scenario="selfcal")
+    assert generated.truth.gains is not None and generated.truth.calibration is None
     return generated
 
 

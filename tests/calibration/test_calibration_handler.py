@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from aperture_calibration.handler import calibrate, pair_measurement_sets
+from aperture_calibration.plan import CalibrationOptions, SelfCalibrationOptions
 from aperture_contracts.events import CalibrationMode
 from aperture_contracts.jobs import CalibrationJob, FluxModel
 from aperture_contracts.qa import QABand
@@ -44,12 +45,17 @@ def context(job: CalibrationJob, tmp_path: Path) -> JobContext:
     return JobContext(job=job, store=RefusingStore(), scratch=tmp_path, casa_settings=CasaSettings())  # type: ignore[arg-type]
 
 
+# Self-calibration switched off (APERTURE_SELFCAL_ENABLED=false): with it on, these paths fetch the MS to
+# image its targets (test_selfcal.py).
+NO_SELFCAL = CalibrationOptions(self_calibration=SelfCalibrationOptions(enabled=False))
+
+
 async def test_a_restored_mous_passes_through_with_the_same_objects_and_says_its_calibration_is_the_archives(
     tmp_path,
 ):
     restored = job(alma_like("a.ms"), alma_like("b.ms"), calibrated=True)
 
-    outcome = await calibrate(restored, context(restored, tmp_path))
+    outcome = await calibrate(restored, context(restored, tmp_path), NO_SELFCAL)
 
     assert outcome.result.mode is CalibrationMode.RESTORED
     assert outcome.result.flux_scale_known
@@ -64,7 +70,7 @@ async def test_an_ms_without_calibrator_intents_or_corrected_data_passes_through
     vla = ms_info([field(0, "J1008+0730", [])], name="day2.ms")
     uncalibrated = job(vla)
 
-    outcome = await calibrate(uncalibrated, context(uncalibrated, tmp_path))
+    outcome = await calibrate(uncalibrated, context(uncalibrated, tmp_path), NO_SELFCAL)
 
     assert outcome.result.mode is CalibrationMode.UNCALIBRATED
     assert outcome.result.flux_scale_known is False
@@ -75,7 +81,14 @@ async def test_an_ms_without_calibrator_intents_or_corrected_data_passes_through
         "no bandpass calibrator": QABand.WARNING,
         "no phase calibrator": QABand.WARNING,
     }
-    assert outcome.outputs == []
+    assert outcome.outputs == [] and outcome.result.self_calibration == []
+
+
+async def test_with_self_calibration_on_an_ms_without_calibrators_is_fetched_to_image_its_target(tmp_path):
+    uncalibrated = job(ms_info([field(0, "J1008+0730", [])], name="day2.ms"))
+
+    with pytest.raises(AssertionError, match=r"used the object store \(get_directory\)"):
+        await calibrate(uncalibrated, context(uncalibrated, tmp_path))
 
 
 async def test_a_flux_model_for_a_field_that_is_no_calibrator_is_refused_before_any_work(tmp_path):

@@ -1,6 +1,7 @@
 """The calibration worker as a real process on real RabbitMQ, S3 and CASA, driven by job messages as the
-coordinator sends them: an uncalibrated simulated MOUS calibrated end to end, a restored MOUS passed
-through, and real VLA MSs without intents (passed through uncalibrated, or delivered calibrated)."""
+coordinator sends them: an uncalibrated simulated MOUS calibrated end to end (its faint target not
+self-calibrated), a restored MOUS passed through, and real VLA MSs without intents (passed through
+uncalibrated, or delivered calibrated; too little signal in their raw phases to self-calibrate)."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from aperture_contracts.events import CalibrationMode
 from aperture_contracts.jobs import CalibrationJob
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.qa import QABand
+from aperture_contracts.selfcal import SelfCalibrationOutcome
 from aperture_contracts.storage import ObjectRef
 from aperture_ingest.measurement_set import describe_measurement_set, merge_metadata
 from aperture_shared.messaging import Broker
@@ -39,7 +41,15 @@ INGEST_PREFIX = f"mous/{MOUS_KEY}/work/r1.ingest/"
 
 @pytest.fixture
 def worker(env, tmp_path):
+    """The worker as deployed: self-calibration on."""
     process = stage_worker("calibration", env, tmp_path / "logs").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def worker_without_selfcal(env, tmp_path):
+    process = stage_worker("calibration", env, tmp_path / "logs", APERTURE_SELFCAL_ENABLED="false").start()
     yield process
     process.stop()
 
@@ -103,7 +113,13 @@ async def test_an_uncalibrated_mous_is_calibrated_end_to_end_and_its_calibrated_
         f"{ms.name}.{kind}.tar" for kind in ("bandpass.bcal", "phase_int.gcal", "phase_inf.gcal", "flux_inf.gcal")
     ]
     assert set(done.outputs) == {calibrated_ref, *result.tables}
-    assert [call.task for call in done.casa_calls].count("applycal") == 3
+    tasks = [call.task for call in done.casa_calls]
+    selfcal_start = tasks.index("mstransform")  # the calibration, then self-calibration's step
+    assert tasks[:selfcal_start].count("applycal") == 3
+    # The galaxy is faint and its phases are calibrated: self-calibration gains nothing and changes nothing.
+    (selfcal,) = result.self_calibration
+    assert selfcal.target == "SimGalaxy" and selfcal.outcome is not SelfCalibrationOutcome.APPLIED
+    assert selfcal.data == "data calibrated here from its calibrators" and selfcal.tables == []
     assert done.log is not None and store.exists(done.log.key)
     # What was stored is calibrated: its phase calibrator's phases have collapsed.
     (tmp_path / "download").mkdir()
@@ -116,8 +132,9 @@ async def test_an_uncalibrated_mous_is_calibrated_end_to_end_and_its_calibrated_
 
 
 async def test_a_restored_mous_and_a_calibrated_split_with_intents_pass_through_without_being_stored_again(
-    broker, events, worker, store, restored_mous, tmp_path
+    broker, events, worker_without_selfcal, store, restored_mous, tmp_path
 ):
+    # Self-calibration of restored data is test_selfcal.py's; switched off, nothing is even fetched.
     refs = [_store_as_ingest_does(store, Path(path), tmp_path) for path in restored_mous.measurement_sets]
     job = _job(refs, restored_mous.metadata)
     before = sorted(store.list(""))
@@ -127,6 +144,7 @@ async def test_a_restored_mous_and_a_calibrated_split_with_intents_pass_through_
 
     assert done.result.mode is CalibrationMode.RESTORED and done.result.flux_scale_known
     assert done.result.measurement_sets == refs and done.result.tables == [] and done.outputs == []
+    assert done.result.self_calibration == []
     (score,) = done.qa
     assert score.score == 1.0 and "calibration came from the archive's calibration tables" in score.message
     assert done.casa_calls == []
@@ -157,13 +175,17 @@ async def test_real_vla_data_without_intents_pass_through_uncalibrated_unless_co
     assert done.result.mode is CalibrationMode.UNCALIBRATED and done.result.flux_scale_known is False
     assert done.result.measurement_sets == plain_job.measurement_sets
     assert "passes through uncalibrated" in done.result.summary
-    messages = {q.message: q.band for q in done.qa}
+    messages = {q.message: q.band for q in done.qa if q.metric.name != "selfcal_improvement"}
     assert messages == {
         "no flux calibrator: flux scale unknown": QABand.ERROR,
         "no bandpass calibrator": QABand.WARNING,
         "no phase calibrator": QABand.WARNING,
     }
-    assert done.outputs == [] and done.casa_calls == []
+    # Its raw phases scatter the quasar's flux over the image: too little signal to self-calibrate on.
+    (selfcal,) = done.result.self_calibration
+    assert selfcal.target == "J1008+0730" and selfcal.outcome is SelfCalibrationOutcome.NOT_ATTEMPTED
+    assert selfcal.reason.startswith("not attempted: SNR too low")
+    assert done.outputs == [] and [call.task for call in done.casa_calls] == ["flagdata", "mstransform", "tclean"]
 
     # The same data with a calibration applied into CORRECTED_DATA (as an observatory delivers it).
     casatasks.clearcal(vis=str(vla_copy), addmodel=False)
@@ -185,9 +207,10 @@ async def test_real_vla_data_without_intents_pass_through_uncalibrated_unless_co
     assert done.result.mode is CalibrationMode.ALREADY_CALIBRATED
     (stored,) = done.result.measurement_sets
     assert stored.key == f"{delivered_job.output_prefix}measurement_sets/{vla_copy.name}.tar"
-    (score,) = done.qa
+    (score, selfcal_score) = done.qa
     assert score.band is QABand.BELOW_STANDARD and score.message.startswith("delivered calibrated")
-    assert [call.task for call in done.casa_calls] == ["split"]
+    assert selfcal_score.message.startswith("self-calibration of J1008+0730: not attempted")
+    assert [call.task for call in done.casa_calls] == ["split", "flagdata", "mstransform", "tclean"]
     (tmp_path / "download").mkdir()
     split_out = store.get_directory(stored, tmp_path / "download")
     assert describe_measurement_set(split_out).data_columns == ["DATA"]

@@ -15,6 +15,14 @@ Per MS, decided from the ingest metadata (plan.py), and where that cannot tell, 
   yellow QA saying which calibrators are missing, so that later stages can still image it and nobody
   mistakes it for calibrated data.
 The MOUS's mode is the least calibrated of its MSs' (uncalibrated < delivered calibrated < calibrated).
+
+Then, whatever the mode, each MS's science targets are self-calibrated where their own signal allows it
+(selfcal_plan.py; switched off with APERTURE_SELFCAL_ENABLED=false): on the calibrated data, on the
+data as delivered or restored (the ALMA pipeline self-calibrates restored data too), or on the DATA of
+an MS without calibrators, where the phases can still be fixed but the flux scale stays unknown. A
+target that gains nothing leaves its MS as it was (a pass-through stays the same object); one that
+gains is stored as a new MS with the self-calibration tables beside it. Every decision is recorded in
+`CalibrationResult.self_calibration` and scored.
 """
 
 import asyncio
@@ -25,14 +33,16 @@ from aperture_contracts.events import CalibrationMode, CalibrationResult
 from aperture_contracts.jobs import CalibrationJob
 from aperture_contracts.metadata import MeasurementSetInfo
 from aperture_contracts.qa import QAScore
+from aperture_contracts.selfcal import SelfCalibrationOutcome, SelfCalibrationRecord
 from aperture_contracts.storage import ObjectRef
 from aperture_shared.errors import BadInput, JobError
 from aperture_shared.worker import JobContext, JobOutcome
 
 from aperture_calibration import qa
 from aperture_calibration.plan import CalibrationOptions, CalibrationPlan, fields_by_role, plan_calibration
+from aperture_calibration.selfcal_plan import targets_to_self_calibrate
 from aperture_calibration.sequence import CalibrationRecord
-from aperture_calibration.steps import CalibrationStepResult, DeliveredCalibration
+from aperture_calibration.steps import CalibrationStepResult, DeliveredCalibration, SelfCalibrationStepResult
 
 # From least to most calibrated: a MOUS is as calibrated as its least calibrated MS.
 _MODE_ORDER = [CalibrationMode.UNCALIBRATED, CalibrationMode.ALREADY_CALIBRATED, CalibrationMode.CALIBRATED]
@@ -42,20 +52,32 @@ _MODE_ORDER = [CalibrationMode.UNCALIBRATED, CalibrationMode.ALREADY_CALIBRATED,
 class _MeasurementSetOutcome:
     mode: CalibrationMode
     flux_scale_known: bool
-    measurement_set: ObjectRef
+    measurement_set: ObjectRef  # what the result names, once stored; until then the MS it came as
     summary: str
     qa: list[QAScore]
+    data: str  # what its DATA are now, for the self-calibration record
+    local_ms: Path | None = None  # the MS on disk whose DATA are those data; None when not fetched
+    store_local: bool = False  # local_ms is new (calibrated or split here) and still to be stored
     tables: list[ObjectRef] = field(default_factory=list)
     stored: list[ObjectRef] = field(default_factory=list)
+    self_calibration: list[SelfCalibrationRecord] = field(default_factory=list)
 
 
 async def calibrate(job: CalibrationJob, context: JobContext, options: CalibrationOptions | None = None) -> JobOutcome:
     options = options or CalibrationOptions()
-    if job.metadata.calibrated:
-        return _restored(job)
+    if job.metadata.calibrated and not options.self_calibration.enabled:
+        return _restored(job, [])
     pairs = pair_measurement_sets(job)
+    if job.metadata.calibrated:
+        restored = [
+            await _finish(context, _restored_outcome(ref), info, options) for ref, info in pairs
+        ]  # fmt: skip
+        return _restored(job, restored)
     check_flux_models(job)
-    outcomes = [await _calibrate_one(job, context, ref, info, options) for ref, info in pairs]
+    outcomes = [
+        await _finish(context, await _calibrate_one(job, context, ref, info, options), info, options)
+        for ref, info in pairs
+    ]  # fmt: skip
     mode = min((outcome.mode for outcome in outcomes), key=_MODE_ORDER.index)
     tables = [table for outcome in outcomes for table in outcome.tables]
     return JobOutcome(
@@ -65,25 +87,99 @@ async def calibrate(job: CalibrationJob, context: JobContext, options: Calibrati
             measurement_sets=[outcome.measurement_set for outcome in outcomes],
             tables=tables,
             summary=" ".join(outcome.summary for outcome in outcomes),
+            self_calibration=[record for outcome in outcomes for record in outcome.self_calibration],
         ),
         outputs=[ref for outcome in outcomes for ref in outcome.stored],
         qa=[score for outcome in outcomes for score in outcome.qa],
     )
 
 
-def _restored(job: CalibrationJob) -> JobOutcome:
+def _restored_outcome(ref: ObjectRef) -> _MeasurementSetOutcome:
+    return _MeasurementSetOutcome(
+        mode=CalibrationMode.RESTORED, flux_scale_known=True, measurement_set=ref, summary="", qa=[],
+        data="data restored at ingest from the archive's calibration tables",
+    )  # fmt: skip
+
+
+def _restored(job: CalibrationJob, outcomes: list[_MeasurementSetOutcome]) -> JobOutcome:
     names = ", ".join(info.name for info in job.metadata.measurement_sets)
+    summary = (
+        f"Restored at ingest from the archive's calibration tables ({names}): calibration came from the "
+        "archive's tables; the MSs pass through as ingest stored them"
+    )
+    if any(record.outcome is SelfCalibrationOutcome.APPLIED for o in outcomes for record in o.self_calibration):
+        summary += ", except where self-calibration improved them (below)"
     return JobOutcome(
         result=CalibrationResult(
             mode=CalibrationMode.RESTORED,
             flux_scale_known=True,
-            measurement_sets=list(job.measurement_sets),
-            summary=f"Restored at ingest from the archive's calibration tables ({names}): calibration came "
-            "from the archive's tables; the MSs pass through as ingest stored them.",
+            measurement_sets=[o.measurement_set for o in outcomes] if outcomes else list(job.measurement_sets),
+            tables=[table for o in outcomes for table in o.tables],
+            summary=" ".join([summary + ".", *(o.summary for o in outcomes if o.summary)]),
+            self_calibration=[record for o in outcomes for record in o.self_calibration],
         ),
-        outputs=[],
-        qa=[qa.restored_score(len(job.measurement_sets))],
+        outputs=[ref for o in outcomes for ref in o.stored],
+        qa=[qa.restored_score(len(job.measurement_sets)), *(score for o in outcomes for score in o.qa)],
     )
+
+
+async def _finish(
+    context: JobContext, outcome: _MeasurementSetOutcome, info: MeasurementSetInfo, options: CalibrationOptions
+) -> _MeasurementSetOutcome:
+    """Self-calibrate the MS's targets where that is on and they have targets, then store what is new:
+    the self-calibrated MS and its tables, else the MS calibrated or split here; a pass-through MS that
+    gained nothing stays the object it was."""
+    targets, mosaics = targets_to_self_calibrate(info)
+    step = None
+    if options.self_calibration.enabled and (targets or mosaics):
+        ms = outcome.local_ms or await _fetch(context, outcome.measurement_set, info)
+        step = SelfCalibrationStepResult.model_validate(
+            await context.casa(
+                "aperture_calibration.steps:self_calibrate_measurement_set",
+                {
+                    "ms": str(ms),
+                    "targets": [target.model_dump() for target in targets],
+                    "mosaics": [mosaic.model_dump() for mosaic in mosaics],
+                    "spw_ids": [spw.spw_id for spw in info.spectral_windows if spw.science],
+                    "options": options.self_calibration.model_dump(mode="json"),
+                    "work_dir": str(context.scratch / "selfcal" / info.name),
+                    "output": str(context.scratch / "selfcalibrated" / info.name),
+                    "data": outcome.data,
+                },
+            )
+        )
+        outcome.self_calibration = step.records
+        outcome.qa = [*outcome.qa, *(qa.self_calibration_score(record) for record in step.records)]
+        outcome.summary = " ".join(
+            part for part in (outcome.summary, self_calibration_summary(info.name, step.records, outcome)) if part
+        )
+    if step is not None and step.output_ms is not None:
+        stored = await context.put_directory(f"measurement_sets/{info.name}.tar", Path(step.output_ms))
+        tables = [await context.put_directory(f"tables/{Path(t).name}.tar", Path(t)) for t in step.tables]
+        outcome.measurement_set = stored
+        outcome.tables = [*outcome.tables, *tables]
+        outcome.stored = [stored, *outcome.stored, *tables]
+    elif outcome.store_local and outcome.local_ms is not None:
+        stored = await context.put_directory(f"measurement_sets/{info.name}.tar", outcome.local_ms)
+        outcome.measurement_set = stored
+        outcome.stored = [stored, *outcome.stored]
+    return outcome
+
+
+def self_calibration_summary(
+    ms_name: str, records: list[SelfCalibrationRecord], outcome: _MeasurementSetOutcome
+) -> str:
+    """One sentence per target, for a person."""
+    parts = []
+    for record in records:
+        if record.outcome is SelfCalibrationOutcome.APPLIED:
+            part = f"{ms_name} {record.target}: self-calibrated, {record.reason}"
+            if not outcome.flux_scale_known:
+                part += " (phases from the target itself; the flux scale stays unknown)"
+        else:
+            part = f"{ms_name} {record.target}: self-calibration {record.reason}"
+        parts.append(part + ".")
+    return " ".join(parts)
 
 
 def pair_measurement_sets(job: CalibrationJob) -> list[tuple[ObjectRef, MeasurementSetInfo]]:
@@ -134,14 +230,19 @@ async def _calibrate_one(
     return _uncalibrated(ref, info, "no calibrator intents and no CORRECTED_DATA column")
 
 
-def _uncalibrated(ref: ObjectRef, info: MeasurementSetInfo, why: str) -> _MeasurementSetOutcome:
+def _uncalibrated(
+    ref: ObjectRef, info: MeasurementSetInfo, why: str, local_ms: Path | None = None
+) -> _MeasurementSetOutcome:
     return _MeasurementSetOutcome(
         mode=CalibrationMode.UNCALIBRATED,
         flux_scale_known=False,
         measurement_set=ref,
         summary=f"{info.name}: {why}, so it cannot be calibrated here: it passes through uncalibrated "
-        "(DATA as delivered, flux scale unknown), and later stages image it as it is.",
+        "(DATA as delivered, flux scale unknown) unless its targets are self-calibrated, and later stages "
+        "image it as it is.",
         qa=qa.no_calibrators_scores(info.name),
+        data="uncalibrated DATA (no calibrators: amplitudes, bandpass and flux scale stay uncalibrated)",
+        local_ms=local_ms,
     )
 
 
@@ -162,18 +263,19 @@ async def _inspect_delivered_calibration(
         )
     )
     if not delivered.calibrated or delivered.output_ms is None:
-        return _uncalibrated(ref, info, "no calibrator intents, and its CORRECTED_DATA is a copy of DATA")
-    stored = await context.put_directory(f"measurement_sets/{info.name}.tar", Path(delivered.output_ms))
+        return _uncalibrated(ref, info, "no calibrator intents, and its CORRECTED_DATA is a copy of DATA", ms)
     differing = delivered.comparison.differing_fraction
     return _MeasurementSetOutcome(
         mode=CalibrationMode.ALREADY_CALIBRATED,
         flux_scale_known=True,
-        measurement_set=stored,
+        measurement_set=ref,
         summary=f"{info.name}: delivered calibrated (no calibrator intents; CORRECTED_DATA differs from DATA in "
         f"{differing:.0%} of the compared visibilities): CORRECTED_DATA was split out and is used as delivered, "
         "its flux scale taken to be the observatory's.",
         qa=[qa.delivered_calibrated_score(differing, info.name)],
-        stored=[stored],
+        data="data delivered calibrated (CORRECTED_DATA)",
+        local_ms=Path(delivered.output_ms),
+        store_local=True,
     )
 
 
@@ -193,25 +295,27 @@ async def _calibrate_from_calibrators(
         )
     )
     if step.record is None:
-        return _delivered_with_intents(ref, info, step)
+        return _delivered_with_intents(ref, info, step, ms)
     record = step.record
-    stored = await context.put_directory(f"measurement_sets/{info.name}.tar", Path(record.output_ms))
     tables = [
         await context.put_directory(f"tables/{Path(table).name}.tar", Path(table)) for table in record.tables
     ]
     return _MeasurementSetOutcome(
         mode=CalibrationMode.CALIBRATED,
         flux_scale_known=plan.flux.scale_known,
-        measurement_set=stored,
+        measurement_set=ref,
         summary=calibrated_summary(plan, record),
         qa=[*qa.plan_scores(plan), *record_scores(plan, record)],
+        data="data calibrated here from its calibrators",
+        local_ms=Path(record.output_ms),
+        store_local=True,
         tables=tables,
-        stored=[stored, *tables],
+        stored=tables,
     )
 
 
 def _delivered_with_intents(
-    ref: ObjectRef, info: MeasurementSetInfo, step: CalibrationStepResult
+    ref: ObjectRef, info: MeasurementSetInfo, step: CalibrationStepResult, ms: Path
 ) -> _MeasurementSetOutcome:
     scatter = ", ".join(f"{field.field} {field.scatter_deg:.1f} deg" for field in step.data_phase_scatter)
     worst = max(step.data_phase_scatter, key=lambda field: field.scatter_deg)
@@ -223,6 +327,8 @@ def _delivered_with_intents(
         f"phases scatter only {scatter} about zero): passed through unchanged, its flux scale taken to be the "
         "observatory's.",
         qa=[qa.delivered_phase_score(worst.field, worst.scatter_deg, info.name)],
+        data="data delivered calibrated (DATA)",
+        local_ms=ms,
     )
 
 

@@ -36,11 +36,35 @@ from aperture_contracts.metadata import FieldInfo, MeasurementSetInfo
 from pydantic import BaseModel, Field
 
 
+class SelfCalibrationOptions(BaseModel):
+    """Self-calibration's thresholds (the rules are in selfcal_plan.py), which a deployment may change
+    (CalibrationSettings: APERTURE_SELFCAL_*)."""
+
+    enabled: bool = True
+    min_image_snr: float = Field(10.0, gt=0, description="the quick image's peak/rms needed to try at all")
+    min_solution_snr: float = Field(3.0, gt=0, description="expected SNR per solution for a phase round")
+    amplitude_min_solution_snr: float | None = Field(
+        50.0, gt=0, description="expected SNR per scan solution for the amplitude round; None: never"
+    )
+    min_improvement: float = Field(0.02, ge=0, description="fractional rise of peak/rms a round must bring")
+    # The peak is itself uncertain by about one rms, and phases solved on noise pull it up by about as
+    # much (self-calibration's bias at low SNR): a kept round must raise peak/rms by several of those.
+    min_snr_gain: float = Field(3.0, ge=0, description="absolute rise of peak/rms a round must bring")
+    rms_tolerance: float = Field(0.05, ge=0, description="fractional rise of the rms a kept round may bring")
+    peak_tolerance: float = Field(0.05, ge=0, lt=1, description="fractional fall of the peak a kept round may bring")
+    max_flagged_fraction: float = Field(0.25, ge=0, le=1, description="of a round's solutions")
+    max_phase_rounds: int = Field(6, ge=1)
+    gaincal_min_snr: float = Field(2.0, gt=0, description="gaincal flags solutions below this SNR")
+    niter: int = Field(1000, ge=1, description="clean iterations per quick image")
+    nsigma: float = Field(4.0, gt=0, description="clean down to this many times the residual's rms")
+
+
 class CalibrationOptions(BaseModel):
     """Settings of the calibration sequence that a deployment may change (CalibrationSettings)."""
 
     edge_channel_fraction: float = Field(0.03125, ge=0, lt=0.5, description="flagged at each spw edge")
     min_snr: float = Field(3.0, gt=0, description="solutions below this SNR are flagged")
+    self_calibration: SelfCalibrationOptions = SelfCalibrationOptions()
 
 
 class CalibratorRole(StrEnum):
@@ -153,8 +177,8 @@ def fields_by_role(info: MeasurementSetInfo) -> dict[CalibratorRole, list[FieldS
     """The fields with data that carry each calibrator intent, grouped by name, in observing order."""
     found: dict[CalibratorRole, list[FieldSelection]] = {role: [] for role in CalibratorRole}
     for role, intents in ROLE_INTENTS.items():
-        matching = [f for f in _observed(info) if any(_intent(i) in intents for i in f.intents)]
-        found[role] = _group_by_name(matching)
+        matching = [f for f in observed_fields(info) if any(scan_intent(i) in intents for i in f.intents)]
+        found[role] = group_by_name(matching)
     return found
 
 
@@ -204,7 +228,7 @@ def plan_calibration(
         )
     calibrators = _unique([bandpass, flux.field, *phase_fields])
     calibrator_names = {field.name for field in calibrators}
-    targets = [f for f in _group_by_name(_observed(info)) if f.name not in calibrator_names]
+    targets = [f for f in group_by_name(observed_fields(info)) if f.name not in calibrator_names]
     fields = {f.field_id: f for f in info.fields}
     grouped: dict[str, TargetGains] = {}
     for target in targets:
@@ -270,15 +294,16 @@ def edge_channels(num_channels: int, fraction: float) -> int:
     return count if 2 * count < num_channels else 0
 
 
-def _intent(intent: str) -> str:
+def scan_intent(intent: str) -> str:
+    """An intent without its sub-intent: CALIBRATE_PHASE#ON_SOURCE -> CALIBRATE_PHASE."""
     return intent.split("#", 1)[0]
 
 
-def _observed(info: MeasurementSetInfo) -> list[FieldInfo]:
+def observed_fields(info: MeasurementSetInfo) -> list[FieldInfo]:
     return [f for f in info.fields if f.spw_ids]
 
 
-def _group_by_name(fields: list[FieldInfo]) -> list[FieldSelection]:
+def group_by_name(fields: list[FieldInfo]) -> list[FieldSelection]:
     grouped: dict[str, FieldSelection] = {}
     for field in fields:
         grouped.setdefault(field.name, FieldSelection(name=field.name, ids=[])).ids.append(field.field_id)

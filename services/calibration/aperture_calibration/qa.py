@@ -21,9 +21,15 @@ restored        1.0: calibrated at ingest from the archive's own tables (the res
 delivered       0.75 (blue): the MS was delivered calibrated (CORRECTED_DATA differs from DATA, or the phase
   calibrated    calibrators' phases in DATA already scatter little about zero); it is used as it is, and
                 nothing here checks that calibration beyond the sign that it exists.
+self-           per MS and science target (selfcal_plan.py), information rather than a verdict on the data:
+  calibration   applied 1.0, the metric the improvement of peak/rms; not attempted (SNR too low, a mosaic)
+                0.95; attempted but no round improved the image 0.92 (still green: the image is as the
+                calibration left it, which on well-calibrated data is as good as it gets; the message
+                says why each round was rejected).
 """
 
 from aperture_contracts.qa import QAMetric, QAScore
+from aperture_contracts.selfcal import SelfCalibrationOutcome, SelfCalibrationRecord
 
 from aperture_calibration.measurements import PhaseScatter, SolutionStatistics
 from aperture_calibration.plan import CalibrationPlan, CalibratorRole, FluxReference, MissingRole
@@ -172,4 +178,20 @@ def delivered_phase_score(field: str, scatter_deg: float, applies_to: str) -> QA
         "about zero; the data are used as delivered and not calibrated again",
         metric=QAMetric(name="data_phase_scatter_deg", value=round(scatter_deg, 3), unit="deg"),
         applies_to=applies_to,
+    )
+
+
+SELF_CALIBRATION_SCORES = {
+    SelfCalibrationOutcome.APPLIED: 1.0,
+    SelfCalibrationOutcome.NOT_ATTEMPTED: 0.95,
+    SelfCalibrationOutcome.NO_IMPROVEMENT: 0.92,
+}
+
+
+def self_calibration_score(record: SelfCalibrationRecord) -> QAScore:
+    return QAScore(
+        score=SELF_CALIBRATION_SCORES[record.outcome],
+        message=f"self-calibration of {record.target}: {record.reason}",
+        metric=QAMetric(name="selfcal_improvement", value=record.improvement),
+        applies_to=f"{record.measurement_set} {record.target}",
     )

@@ -6,12 +6,14 @@ memory limit; the handler around them decides what to do from the metadata and m
 
 from pathlib import Path
 
+from aperture_contracts.selfcal import SelfCalibrationRecord
 from aperture_shared.casa.calls import CasaCallLog
 from pydantic import BaseModel
 
 from aperture_calibration import sequence
 from aperture_calibration.measurements import CorrectedDataComparison, compare_corrected_with_data, phase_scatter_deg
-from aperture_calibration.plan import CalibrationPlan
+from aperture_calibration.plan import CalibrationPlan, FieldSelection, SelfCalibrationOptions
+from aperture_calibration.selfcal_sequence import self_calibrate
 
 # CORRECTED_DATA counts as a delivered calibration when at least this fraction of the compared
 # visibilities differ from DATA (a copy made by clearcal or an importer differs nowhere).
@@ -75,3 +77,33 @@ def inspect_delivered_calibration(arguments: dict[str, object], calls: CasaCallL
     if not output.is_dir():
         raise RuntimeError(f"split did not write {output}; see the CASA log")
     return DeliveredCalibration(comparison=comparison, calibrated=True, output_ms=str(output))
+
+
+class SelfCalibrationStepResult(BaseModel):
+    records: list[SelfCalibrationRecord]
+    output_ms: str | None = None  # the self-calibrated MS, when some round was kept
+    tables: list[str] = []  # the applied gain tables (paths), when some round was kept
+
+
+def self_calibrate_measurement_set(arguments: dict[str, object], calls: CasaCallLog) -> SelfCalibrationStepResult:
+    """arguments: ms (path; modified: MODEL_DATA, CORRECTED_DATA while it runs), targets and mosaics
+    (FieldSelection), spw_ids, options (SelfCalibrationOptions), work_dir (images and tables), output (where
+    the self-calibrated MS is split to), data (what the MS's DATA are, for the record)."""
+    vis, output = Path(str(arguments["ms"])), Path(str(arguments["output"]))
+    run = self_calibrate(
+        vis,
+        [FieldSelection.model_validate(t) for t in arguments["targets"]],  # type: ignore[attr-defined]
+        [FieldSelection.model_validate(t) for t in arguments["mosaics"]],  # type: ignore[attr-defined]
+        [int(s) for s in arguments["spw_ids"]],  # type: ignore[attr-defined]
+        SelfCalibrationOptions.model_validate(arguments["options"]),
+        Path(str(arguments["work_dir"])),
+        str(arguments["data"]),
+        calls,
+    )
+    if not run.tables:
+        return SelfCalibrationStepResult(records=run.records)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    calls.task("split", vis=str(vis), outputvis=str(output), datacolumn="corrected", keepflags=True)
+    if not output.is_dir():
+        raise RuntimeError(f"split did not write {output}; see the CASA log")
+    return SelfCalibrationStepResult(records=run.records, output_ms=str(output), tables=[str(t) for t in run.tables])
