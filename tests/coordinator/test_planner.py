@@ -1,10 +1,11 @@
 """The job graph: exact counts and edges for several targets x spws (pure; no database)."""
 
+import math
 import re
 
 import pytest
 from aperture_contracts.enums import ImagingKind, Stage
-from aperture_coordinator.planner import JobGraph, PlannedJob, plan_processing, target_slugs
+from aperture_coordinator.planner import JobGraph, PlannedJob, channel_chunks, plan_processing, target_slugs
 
 from .factories import MOUS_ID, grid_metadata, metadata_for
 
@@ -162,3 +163,94 @@ def test_a_graph_refuses_a_job_that_depends_on_one_not_planned_before_it() -> No
         JobGraph((PlannedJob("r1.calibration", Stage.CALIBRATION, depends_on=("r1.ingest",)),))
     with pytest.raises(ValueError, match="planned twice"):
         JobGraph((PlannedJob("r1.ingest", Stage.INGEST), PlannedJob("r1.ingest", Stage.INGEST)))
+
+
+# -- cubes in channel chunks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channels", "chunk_size", "sizes"),
+    [
+        (64, 32, [32, 32]),
+        (64, 0, []),  # chunking off
+        (64, 64, []),  # not larger than one chunk: one job
+        (128, 256, []),
+        (65, 32, [21, 22, 22]),
+        (480, 256, [240, 240]),
+        (1920, 256, [240] * 8),
+        (3840, 256, [256] * 15),
+        (7, 1, [1] * 7),
+    ],
+)
+def test_channel_chunks_cover_the_cube_exactly_in_near_equal_contiguous_ranges(
+    channels: int, chunk_size: int, sizes: list[int]
+) -> None:
+    chunks = channel_chunks(channels, chunk_size)
+    assert [chunk.num_channels for chunk in chunks] == sizes
+    if not chunks:
+        return
+    assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
+    assert {chunk.count for chunk in chunks} == {len(chunks)}
+    assert {chunk.total_channels for chunk in chunks} == {channels}
+    assert chunks[0].first_channel == 0 and chunks[-1].end_channel == channels
+    assert all(after.first_channel == before.end_channel for before, after in zip(chunks, chunks[1:], strict=False))
+    assert max(sizes) - min(sizes) <= 1 and max(sizes) <= chunk_size
+
+
+def test_a_negative_chunk_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="0 for no chunking"):
+        channel_chunks(64, -1)
+
+
+def test_a_large_cube_is_planned_as_chunk_jobs_joined_by_its_cube_job() -> None:
+    # metadata_for gives every spw 128 channels: 50 per chunk makes 3 chunks (42, 43, 43 channels).
+    graph = plan_processing(MOUS_ID, 1, metadata_for({"NGC 1068": [25, 27]}), cube_chunk_channels=50)
+    contsub = "r1.imaging.contsub.ngc_1068"
+    for spw in (25, 27):
+        chunk_ids = [f"r1.imaging.cube_chunk.ngc_1068.spw{spw}.c{number}of3" for number in (1, 2, 3)]
+        chunks = [graph.job(job_id) for job_id in chunk_ids]
+        assert all(chunk.kind == "cube_chunk" and chunk.spw_id == spw for chunk in chunks)
+        assert all(chunk.depends_on == (contsub,) for chunk in chunks)
+        assert [chunk.params["chunk"] for chunk in chunks] == [
+            {"index": 0, "count": 3, "first_channel": 0, "num_channels": 42, "total_channels": 128},
+            {"index": 1, "count": 3, "first_channel": 42, "num_channels": 43, "total_channels": 128},
+            {"index": 2, "count": 3, "first_channel": 85, "num_channels": 43, "total_channels": 128},
+        ]
+        # The cube job joins the chunks; what follows the cube is as for a cube made in one job.
+        cube = graph.job(f"r1.imaging.cube.ngc_1068.spw{spw}")
+        assert cube.kind == "cube" and cube.depends_on == tuple(chunk_ids)
+        assert graph.job(f"r1.previews.cube.ngc_1068.spw{spw}").depends_on == (cube.job_id,)
+        assert graph.job(f"r1.footprint.cube.ngc_1068.spw{spw}").depends_on == (cube.job_id,)
+    assert not graph.by_stage(Stage.PREVIEWS, "cube_chunk") and not graph.by_stage(Stage.FOOTPRINT, "cube_chunk")
+    assert closure(graph, "r1.export") == set(graph.job_ids) - {"r1.export"}
+    assert all(JOB_ID.match(job_id) for job_id in graph.job_ids)
+
+
+@pytest.mark.parametrize(("targets", "spws", "chunks"), [(1, 1, 2), (2, 3, 2), (3, 2, 5), (1, 4, 128)])
+def test_chunking_adds_k_jobs_and_2k_minus_1_edges_per_cube(targets: int, spws: int, chunks: int) -> None:
+    whole = plan_processing(MOUS_ID, 1, grid_metadata(targets, spws))
+    chunked = plan_processing(MOUS_ID, 1, grid_metadata(targets, spws), cube_chunk_channels=math.ceil(128 / chunks))
+    cubes = targets * spws
+    assert len(chunked.by_stage(Stage.IMAGING, ImagingKind.CUBE_CHUNK.value)) == cubes * chunks
+    assert len(chunked.by_stage(Stage.IMAGING, ImagingKind.CUBE.value)) == cubes
+    assert len(chunked) == len(whole) + cubes * chunks
+    assert len(chunked.edges()) == len(whole.edges()) + cubes * (2 * chunks - 1)
+    # Everything else is the same graph.
+    outside = {job.job_id for job in chunked.jobs if job.kind != ImagingKind.CUBE_CHUNK.value}
+    assert outside == set(whole.job_ids)
+    for job in whole.jobs:
+        if (job.stage, job.kind) != (Stage.IMAGING, ImagingKind.CUBE.value):
+            assert chunked.job(job.job_id).depends_on == job.depends_on, job.job_id
+
+
+def test_only_spws_larger_than_a_chunk_are_chunked() -> None:
+    metadata = metadata_for({"NGC 1068": [25, 27]})
+    wide = metadata.measurement_sets[0].spectral_windows[1].model_copy(update={"num_channels": 3840})
+    ms = metadata.measurement_sets[0].model_copy(
+        update={"spectral_windows": [metadata.measurement_sets[0].spectral_windows[0], wide]}
+    )
+    graph = plan_processing(MOUS_ID, 1, metadata.model_copy(update={"measurement_sets": [ms]}),
+                            cube_chunk_channels=256)
+    assert {job.spw_id for job in graph.by_stage(Stage.IMAGING, "cube_chunk")} == {wide.spw_id}
+    assert len(graph.by_stage(Stage.IMAGING, "cube_chunk")) == 15
+    assert graph.job("r1.imaging.cube.ngc_1068.spw25").depends_on == ("r1.imaging.contsub.ngc_1068",)

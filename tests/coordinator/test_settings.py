@@ -45,3 +45,14 @@ def test_a_stage_without_a_job_message_cannot_be_enabled() -> None:
 def test_bad_settings_are_refused_naming_the_setting(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         CoordinatorSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_cube_chunk_size_comes_from_the_environment_and_zero_turns_chunking_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("APERTURE_CUBE_CHUNK_CHANNELS", raising=False)
+    assert CoordinatorSettings().cube_chunk_channels == 256
+    monkeypatch.setenv("APERTURE_CUBE_CHUNK_CHANNELS", "0")
+    assert CoordinatorSettings().cube_chunk_channels == 0
+    with pytest.raises(ValidationError, match="cube_chunk_channels"):
+        CoordinatorSettings(cube_chunk_channels=-1)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from aperture_contracts.continuum import ContinuumCase, ContinuumRanges
 from aperture_contracts.enums import ImagingKind
-from aperture_contracts.imaging import Beam, ImagingOverrides
+from aperture_contracts.imaging import Beam, ChannelChunk, ImageProduct, ImagingOverrides
 from aperture_contracts.jobs import ImagingJob
 from aperture_contracts.metadata import FieldInfo, MeasurementSetInfo, MousMetadata, SpectralWindow
 from aperture_contracts.qa import QABand
@@ -13,7 +13,14 @@ from aperture_contracts.storage import ObjectRef
 from aperture_imaging import imaging_qa
 from aperture_imaging.handler import check_job
 from aperture_imaging.image_statistics import peak_residuals_per_plane
-from aperture_imaging.naming import contsub_ms_name, fits_name, product_stem, safe_name
+from aperture_imaging.naming import (
+    chunk_image_name,
+    chunk_image_role,
+    contsub_ms_name,
+    fits_name,
+    product_stem,
+    safe_name,
+)
 from aperture_shared.errors import BadInput
 
 
@@ -80,6 +87,10 @@ def test_products_are_named_the_alma_way():
     assert safe_name("M 100 / core") == "M_100_core"
     assert contsub_ms_name("uid___A002_X1.ms", "NGC 2872", True) == "uid___A002_X1.NGC_2872.contsub.ms"
     assert contsub_ms_name("uid___A002_X1.ms", "NGC 2872", False) == "uid___A002_X1.NGC_2872.no_contsub.ms"
+    # A chunk's images are intermediates named after their cube, its chunk and their role.
+    chunk = chunk_image_name(cube, "residual", 0, 4)
+    assert chunk == "uid___A001_X2fa_X2dd.NGC_2872_sci.spw25.cube.I.chunk1of4.residual.im.tar"
+    assert chunk_image_role(f"mous/x/work/r1.imaging.cube_chunk.x.spw25.c1of4/{chunk}") == "residual"
 
 
 def _job(kind: ImagingKind, spw_ids: list[int], target: str = "SimGalaxy", **overrides) -> ImagingJob:
@@ -110,6 +121,46 @@ def _job(kind: ImagingKind, spw_ids: list[int], target: str = "SimGalaxy", **ove
 
 def test_a_sound_job_passes_its_checks():
     assert check_job(_job(ImagingKind.CONT, [0, 1])) == {0: 64, 1: 64}
+
+
+HALF = ChannelChunk(index=0, count=2, first_channel=0, num_channels=32, total_channels=64)
+
+
+def _chunk_image(spw: int) -> ImageProduct:
+    ref = ObjectRef(key="mous/x/work/c.im.tar", sha256="0" * 64, size=1)
+    return ImageProduct(
+        kind=ImagingKind.CUBE_CHUNK, target="SimGalaxy", spw_ids=[spw], pbcor=ref, image=ref, pb=ref,
+        beam=Beam(major_arcsec=1, minor_arcsec=1, position_angle_deg=0), cell_arcsec=0.2, imsize=[10, 10],
+        num_channels=32, frequency_min_hz=1, frequency_max_hz=2, rms_jy=1, peak_jy=1, theoretical_sensitivity_jy=1,
+        threshold_jy=1,
+    )
+
+
+def _chunking(kind: ImagingKind, **fields) -> ImagingJob:
+    return _job(kind, [0]).model_copy(update=fields)
+
+
+def test_sound_chunk_and_join_jobs_pass_their_checks():
+    assert check_job(_chunking(ImagingKind.CUBE_CHUNK, chunk=HALF)) == {0: 64, 1: 64}
+    assert check_job(_chunking(ImagingKind.CUBE, chunks=[_chunk_image(0)], measurement_sets=[])) == {0: 64, 1: 64}
+
+
+@pytest.mark.parametrize(
+    ("job", "problem"),
+    [
+        (_chunking(ImagingKind.CUBE_CHUNK), "a cube_chunk job must name a channel chunk"),
+        (_chunking(ImagingKind.CUBE, chunk=HALF), "a cube job cannot have a channel chunk"),
+        (_chunking(ImagingKind.CUBE_CHUNK, chunk=HALF.model_copy(update={"total_channels": 128})),
+         "does not fit spw 0, which has 64 channels"),
+        (_chunking(ImagingKind.MFS, chunks=[_chunk_image(0)]), "only a cube job joins chunk images"),
+        (_chunking(ImagingKind.CUBE, chunks=[_chunk_image(1)]), "can only join its own chunks, not cube_chunk"),
+        (_chunking(ImagingKind.CUBE, measurement_sets=[]), "the cube job names no Measurement Set"),
+    ],
+)
+def test_a_chunk_or_join_job_that_does_not_fit_fails_before_any_download(job: ImagingJob, problem: str):
+    with pytest.raises(BadInput) as failure:
+        check_job(job)
+    assert problem in failure.value.message
 
 
 @pytest.mark.parametrize(

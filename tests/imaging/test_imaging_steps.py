@@ -318,3 +318,77 @@ def test_optimum_image_sizes_agree_with_casa(casa_tools):
     utilities = casa_tools.synthesisutils()
     sizes = [2, 17, 64, 99, 101, 125, 129, 150, 163, 250, 257, 333, 500, 511, 769, 1000, 1025, 2049]
     assert [optimum_image_size(n) for n in sizes] == [int(utilities.getOptimumSize(n)) for n in sizes]
+
+
+def test_a_cube_imaged_in_two_chunks_and_joined_is_the_cube_imaged_in_one_job(
+    contsub, cube, casa_step, astropy_fits, tmp_path
+):
+    """The chunks plan the whole cube and image their halves of its grid; joined, the spectral axis is the
+    one-job cube's channel for channel, the beams are its beams, and the pixels agree within clean's noise."""
+    from aperture_contracts.imaging import ChannelChunk
+    from aperture_imaging.steps import JoinStepResult
+
+    (subtracted,) = contsub.measurement_sets
+    stem = product_stem(MOUS, TARGET, [0], ImagingKind.CUBE)
+    chunks: list[ImageStepResult] = []
+    for index in range(2):
+        chunk = ChannelChunk(index=index, count=2, first_channel=32 * index, num_channels=32, total_channels=64)
+        value, seconds = casa_step(
+            "make_image",
+            {
+                "measurement_sets": [subtracted.path], "target": TARGET, "kind": "cube", "spw_channels": {"0": ""},
+                "overrides": ImagingOverrides().model_dump(mode="json"),
+                "size_limits": ProductSizeLimits().model_dump(mode="json"),
+                "work_dir": str(tmp_path / f"chunk{index}"), "fits_dir": str(tmp_path / f"chunk{index}-fits"),
+                "product_stem": stem, "mous_id": MOUS, "chunk": chunk.model_dump(mode="json"),
+            },
+            tmp_path / f"casa-chunk{index}",
+        )
+        step = ImageStepResult.model_validate(value)
+        print(f"chunk {index + 1} of 2: {seconds:.1f} s, {step.iterations} iterations, stop {step.stop_description}")
+        assert step.fits == {} and sorted(step.casa_images) == ["image", "mask", "pb", "pbcor", "residual"]
+        assert (step.first_channel, step.num_channels, step.cube_channels) == (32 * index, 32, 64)
+        assert (step.cell_arcsec, step.imsize) == (cube.cell_arcsec, cube.imsize)
+        assert step.theoretical_sensitivity_jy == pytest.approx(cube.theoretical_sensitivity_jy, rel=1e-6)
+        chunks.append(step)
+    value, seconds = casa_step(
+        "join_cube",
+        {
+            "chunks": [step.casa_images for step in chunks], "cube": "the test cube", "pblimit": 0.2,
+            "work_dir": str(tmp_path / "join"), "fits_dir": str(tmp_path / "joined-fits"), "product_stem": stem,
+            "mous_id": MOUS, "spw_ids": [0],
+        },
+        tmp_path / "casa-join",
+    )
+    joined = JoinStepResult.model_validate(value)
+    print(f"join: {seconds:.1f} s")
+    assert {role: Path(path).name for role, path in joined.fits.items()} == {
+        role: Path(path).name for role, path in cube.fits.items()
+    }
+    assert joined.num_channels == 64
+    assert (joined.frequency_min_hz, joined.frequency_max_hz) == pytest.approx(
+        (cube.frequency_min_hz, cube.frequency_max_hz), abs=1e-3
+    )
+    with astropy_fits.open(joined.fits["pbcor"]) as ours, astropy_fits.open(cube.fits["pbcor"]) as theirs:
+        header, reference = ours[0].header, theirs[0].header
+        for key in ("NAXIS1", "NAXIS2", "NAXIS3", "CTYPE3", "SPECSYS", "MOUSID", "SPW", "BUNIT", "OBJECT"):
+            assert header[key] == reference[key], key
+        for key in ("CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CRPIX1", "CRPIX2", "CDELT3", "RESTFRQ"):
+            assert header[key] == pytest.approx(reference[key], rel=1e-12), key
+        frequencies = wcs_of(header).spectral.pixel_to_world_values(np.arange(64))
+        reference_frequencies = wcs_of(reference).spectral.pixel_to_world_values(np.arange(64))
+        np.testing.assert_allclose(frequencies, reference_frequencies, rtol=0, atol=1e-3)  # Hz
+        beams, reference_beams = np.array(ours["BEAMS"].data), np.array(theirs["BEAMS"].data)
+        assert len(beams) == 64
+        for column in ("BMAJ", "BMIN", "BPA"):
+            np.testing.assert_allclose(beams[column], reference_beams[column], rtol=1e-4, atol=1e-4)
+        difference = np.nan_to_num(np.array(ours[0].data) - np.array(theirs[0].data))
+    print(
+        f"joined rms {joined.rms_jy * 1e6:.2f} uJy vs {cube.rms_jy * 1e6:.2f}, peak {joined.peak_jy * 1e3:.3f} mJy vs "
+        f"{cube.peak_jy * 1e3:.3f}; pixel difference rms {np.sqrt(np.mean(difference**2)) * 1e6:.3f} uJy, "
+        f"max {np.abs(difference).max() * 1e6:.3f} uJy"
+    )
+    assert joined.rms_jy == pytest.approx(cube.rms_jy, rel=0.05)
+    assert joined.peak_jy == pytest.approx(cube.peak_jy, rel=0.05)
+    assert joined.beam.major_arcsec == pytest.approx(cube.beam.major_arcsec, rel=1e-3)
+    assert np.sqrt(np.mean(difference**2)) < 0.2 * cube.rms_jy

@@ -1,5 +1,6 @@
 """The science chain through the real system: ingest -> calibration -> findcont -> continuum subtraction and
-imaging, each stage its own worker process, with several imaging workers taking the fanned-out jobs."""
+imaging, each stage its own worker process, with several imaging workers taking the fanned-out jobs; the
+cubes are imaged in two channel chunks each and joined."""
 
 import time
 
@@ -19,6 +20,7 @@ STAGES = ["ingest", "calibration", "findcont", "imaging"]
 @pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 def test_an_mous_comes_out_as_primary_beam_corrected_images(system, generated_mous, tmp_path):
     system.env["APERTURE_ENABLED_STAGES"] = ",".join(STAGES)
+    system.env["APERTURE_CUBE_CHUNK_CHANNELS"] = "32"  # the 64-channel cubes in two chunks each
     system.start_coordinator()
     for stage in STAGES:
         system.start_worker(stage)
@@ -40,10 +42,25 @@ def test_an_mous_comes_out_as_primary_beam_corrected_images(system, generated_mo
             Stage.FINDCONT, Stage.IMAGING)} <= done
     workers = {job.attempts[-1].worker for job in jobs.values() if job.stage is Stage.IMAGING}
     assert len(workers) == 2, "the imaging jobs should have been shared by both imaging workers"
-
-    names = {path.name for path in (tmp_path / "products").iterdir()}
     truth = generated_mous.truth
     target = next(f for f in truth.fields if any(i.startswith("OBSERVE_TARGET") for i in f.intents))
+    slug = target.name.lower()
+    for spw in truth.spws:
+        chunks = [f"r1.imaging.cube_chunk.{slug}.spw{spw.spw_id}.c{number}of2" for number in (1, 2)]
+        assert set(chunks) <= done
+        assert jobs[f"r1.imaging.cube.{slug}.spw{spw.spw_id}"].depends_on == chunks
+    chunk_workers = {job.attempts[-1].worker for job in jobs.values() if job.kind == "cube_chunk"}
+    print(
+        "imaging jobs (s): " + ", ".join(
+            f"{job_id.removeprefix('r1.imaging.')} "
+            f"{(job.attempts[-1].ended_at - job.attempts[-1].started_at).total_seconds():.1f}"
+            for job_id, job in jobs.items() if job.stage is Stage.IMAGING
+        ) + f"; chunks ran on {len(chunk_workers)} worker(s)"
+    )
+
+    names = {path.name for path in (tmp_path / "products").iterdir()}
+    # Chunk images are intermediates: only the joined cube, named as a cube made in one job, is a product.
+    assert not [name for name in names if "chunk" in name]
     for spw in truth.spws:
         assert f"{KEY}.{target.name}_sci.spw{spw.spw_id}.mfs.I.pbcor.fits" in names
         assert f"{KEY}.{target.name}_sci.spw{spw.spw_id}.cube.I.pbcor.fits" in names
@@ -69,6 +86,7 @@ def test_an_mous_comes_out_as_primary_beam_corrected_images(system, generated_mo
     with fits.open(cube) as hdus:
         header, data = hdus[0].header, hdus[0].data
         assert header["SPECSYS"] == "LSRK"
+        assert header["NAXIS3"] == 64 and len(hdus["BEAMS"].data) == 64
         wcs = WCS(header)
         x, y = (float(v) for v in wcs.celestial.world_to_pixel_values(disc.ra_deg, disc.dec_deg))
         spectrum = data[0, :, int(round(y)), int(round(x))]

@@ -18,16 +18,31 @@ M_t cube jobs; each of the 2·M_t + 1 image jobs (mfs, cont, cube) has one previ
 A target observed in none of the science spws gets no jobs (there is nothing to image). Export depends
 directly on every job nothing else depends on, hence on every job of the run.
 
+Large cubes are imaged in channel chunks, so that several workers share one cube: a spw with more native
+channels than `cube_chunk_channels` (0: never) gets K = ceil(channels / cube_chunk_channels) cube_chunk
+jobs, each imaging a contiguous range of near-equal size, and its cube job joins their images instead of
+imaging (cheap: a concatenation along the spectral axis):
+
+    contsub(t) ─┬─> cube_chunk(t, s, 1 of K) ─┐
+                ├─> ...                        ├─> cube(t, s)  ─> previews, footprint
+                └─> cube_chunk(t, s, K of K) ─┘
+
+Such a cube has K + 1 jobs instead of one, and 2K edges instead of one; everything after the cube job
+is as for a cube imaged in one job.
+
 Job ids are readable and deterministic: the run, the stage, the imaging kind, a slug of the target name
-and the spw, e.g. `r1.imaging.cube.ngc_1068.spw25` or `r2.footprint.cont.ngc_1068`.
+and the spw, e.g. `r1.imaging.cube.ngc_1068.spw25` or `r2.footprint.cont.ngc_1068`; chunks end in their
+number, counted from 1: `r1.imaging.cube_chunk.ngc_1068.spw25.c1of4`.
 """
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aperture_contracts.enums import ImagingKind, Stage
+from aperture_contracts.imaging import ChannelChunk
 from aperture_contracts.metadata import MousMetadata
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9-]+")
@@ -120,8 +135,38 @@ def target_spws(metadata: MousMetadata) -> dict[str, list[int]]:
     return {name: [spw for spw in ordered if spw in spws] for name, spws in observed.items()}
 
 
-def plan_processing(mous_id: str, run: int, metadata: MousMetadata | None) -> JobGraph:
-    """The job graph of run `run` of an MOUS: ingest alone until `metadata` is known, then everything."""
+def spw_channels(metadata: MousMetadata) -> dict[int, int]:
+    """Native channels per spw id (as the first MS that has the spw describes it)."""
+    channels: dict[int, int] = {}
+    for ms in metadata.measurement_sets:
+        for spw in ms.spectral_windows:
+            channels.setdefault(spw.spw_id, spw.num_channels)
+    return channels
+
+
+def channel_chunks(total_channels: int, chunk_channels: int) -> list[ChannelChunk]:
+    """The chunks a cube of `total_channels` native channels is imaged in: none (one job images it all)
+    when chunking is off (0) or the cube is not larger than one chunk; else ceil(total / chunk_channels)
+    contiguous ranges whose sizes differ by at most one channel, covering every channel once, in order."""
+    if chunk_channels < 0:
+        raise ValueError(f"a chunk size is a channel count, 0 for no chunking; got {chunk_channels}")
+    if chunk_channels == 0 or total_channels <= chunk_channels:
+        return []
+    count = math.ceil(total_channels / chunk_channels)
+    edges = [index * total_channels // count for index in range(count + 1)]
+    return [
+        ChannelChunk(
+            index=index, count=count, first_channel=first, num_channels=end - first, total_channels=total_channels
+        )
+        for index, (first, end) in enumerate(zip(edges, edges[1:], strict=False))
+    ]
+
+
+def plan_processing(
+    mous_id: str, run: int, metadata: MousMetadata | None, *, cube_chunk_channels: int = 0
+) -> JobGraph:
+    """The job graph of run `run` of an MOUS: ingest alone until `metadata` is known, then everything.
+    cube_chunk_channels: cubes with more native channels than this are imaged in chunks (0: never)."""
     if run < 1:
         raise ValueError(f"run numbers start at 1, got {run}")
     prefix = f"r{run}"
@@ -135,9 +180,10 @@ def plan_processing(mous_id: str, run: int, metadata: MousMetadata | None) -> Jo
     jobs: list[PlannedJob] = [ingest, calibration]
     spws_of = target_spws(metadata)
     slugs = target_slugs(list(spws_of))
+    chunks = {spw: channel_chunks(channels, cube_chunk_channels) for spw, channels in spw_channels(metadata).items()}
     for target, spws in spws_of.items():
         if spws:
-            jobs.extend(_target_jobs(prefix, target, slugs[target], spws, calibration.job_id))
+            jobs.extend(_target_jobs(prefix, target, slugs[target], spws, calibration.job_id, chunks))
 
     depended_on = {dep for job in jobs for dep in job.depends_on}
     leaves = tuple(job.job_id for job in jobs if job.job_id not in depended_on)
@@ -145,8 +191,12 @@ def plan_processing(mous_id: str, run: int, metadata: MousMetadata | None) -> Jo
     return JobGraph(tuple(jobs))
 
 
-def _target_jobs(prefix: str, target: str, slug: str, spws: list[int], calibration: str) -> list[PlannedJob]:
-    """Continuum finding, continuum subtraction, images, previews and footprints of one target."""
+def _target_jobs(
+    prefix: str, target: str, slug: str, spws: list[int], calibration: str,
+    chunks_of: Mapping[int, list[ChannelChunk]],
+) -> list[PlannedJob]:
+    """Continuum finding, continuum subtraction, images (cubes in chunks where `chunks_of` has some for the
+    spw), previews and footprints of one target."""
     findcont = {
         spw: PlannedJob(
             f"{prefix}.findcont.{slug}.spw{spw}", Stage.FINDCONT, target=target, spw_id=spw,
@@ -157,17 +207,31 @@ def _target_jobs(prefix: str, target: str, slug: str, spws: list[int], calibrati
     every_findcont = tuple(job.job_id for job in findcont.values())
     target_params = {"spw_ids": list(spws)}
 
-    def imaging(kind: ImagingKind, spw: int | None, depends_on: Iterable[str]) -> PlannedJob:
+    def imaging(
+        kind: ImagingKind, spw: int | None, depends_on: Iterable[str], chunk: ChannelChunk | None = None
+    ) -> PlannedJob:
         suffix = f".spw{spw}" if spw is not None else ""
+        params: Mapping[str, object] = {} if spw is not None else target_params
+        if chunk is not None:
+            suffix += f".c{chunk.index + 1}of{chunk.count}"
+            params = {"chunk": chunk.model_dump(mode="json")}
         return PlannedJob(
             f"{prefix}.imaging.{kind.value}.{slug}{suffix}", Stage.IMAGING, kind=kind.value, target=target,
-            spw_id=spw, depends_on=tuple(depends_on), params={} if spw is not None else target_params,
+            spw_id=spw, depends_on=tuple(depends_on), params=params,
         )
 
     contsub = imaging(ImagingKind.CONTSUB, None, every_findcont)
     mfs = [imaging(ImagingKind.MFS, spw, (findcont[spw].job_id,)) for spw in spws]
     cont = imaging(ImagingKind.CONT, None, every_findcont)
-    cubes = [imaging(ImagingKind.CUBE, spw, (contsub.job_id,)) for spw in spws]
+    cube_chunks = {
+        spw: [imaging(ImagingKind.CUBE_CHUNK, spw, (contsub.job_id,), chunk) for chunk in chunks_of.get(spw, [])]
+        for spw in spws
+    }
+    # A cube in chunks is joined by its cube job; one without images the cube itself.
+    cubes = [
+        imaging(ImagingKind.CUBE, spw, [chunk.job_id for chunk in cube_chunks[spw]] or [contsub.job_id])
+        for spw in spws
+    ]
 
     image_jobs = [*mfs, cont, *cubes]
     follow_ups: list[PlannedJob] = []
@@ -180,4 +244,5 @@ def _target_jobs(prefix: str, target: str, slug: str, spws: list[int], calibrati
                     spw_id=image.spw_id, depends_on=(image.job_id,), params={"image_job": image.job_id},
                 )
             )
-    return [*findcont.values(), contsub, *mfs, cont, *cubes, *follow_ups]
+    every_chunk = [chunk for spw in spws for chunk in cube_chunks[spw]]
+    return [*findcont.values(), contsub, *mfs, cont, *every_chunk, *cubes, *follow_ups]

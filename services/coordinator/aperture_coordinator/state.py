@@ -450,7 +450,7 @@ class Coordinator:
     ) -> list[Job]:
         """Ingest described the data: plan the rest of the run's jobs."""
         mous.observation = metadata.model_dump(mode="json")
-        graph = plan_processing(mous.id, mous.run, metadata)
+        graph = plan_processing(mous.id, mous.run, metadata, cube_chunk_channels=self.settings.cube_chunk_channels)
         expanded = self._add_planned_jobs(session, mous, graph, jobs, now)
         log.info("MOUS %s: planned %d jobs after ingest", mous.id, len(expanded) - len(jobs))
         return expanded

@@ -3,7 +3,8 @@
     <mous>.<target>_sci.spw<ids joined by _>.<mfs|cont|cube>.I.<pbcor|pb|image>.fits
     <mous>.<target>_sci.spw19_21_23_25.cont.I.tt0.pbcor.fits          (mtmfs: Taylor term 0)
 
-and the continuum-subtracted Measurement Sets of a target.
+and the continuum-subtracted Measurement Sets of a target. A cube imaged in channel chunks gets the name
+of a cube imaged in one job; its chunks' images are intermediates with names of their own.
 """
 
 import re
@@ -36,6 +37,17 @@ def fits_name(stem: str, role: str, multiterm: bool) -> str:
     """The FITS file of one role: `<stem>.pbcor.fits`, or `<stem>.tt0.pbcor.fits` for mtmfs images."""
     term = "tt0." if multiterm and role in PER_TERM_ROLES else ""
     return f"{stem}.{term}{role}.fits"
+
+
+def chunk_image_name(stem: str, role: str, index: int, count: int) -> str:
+    """The tarred CASA image of one role of one chunk of a cube (an intermediate, in the chunk job's work
+    prefix): `<stem>.chunk1of4.<role>.im.tar`, counted from 1 as in the chunk's job id."""
+    return f"{stem}.chunk{index + 1}of{count}.{role}.im.tar"
+
+
+def chunk_image_role(name: str) -> str:
+    """The role of a chunk image from its name (the inverse of chunk_image_name)."""
+    return name.removesuffix(".im.tar").rsplit(".", 1)[-1]
 
 
 def contsub_ms_name(ms_name: str, target: str, subtracted: bool) -> str:

@@ -1,5 +1,6 @@
 """The imaging steps that run inside the CASA child process (see aperture_shared.casa.runner): continuum
-subtraction of a target, and one image (mfs, cont or cube) from the first PSF to the FITS files.
+subtraction of a target, one image (mfs, cont or cube) from the first PSF to the FITS files, one channel
+chunk of a cube (its CASA images), and the join of a cube's chunks into its FITS files.
 
 Everything that touches CASA happens here, in one process per job with a time and memory limit; the
 handler around it plans from the job (pure), moves files, and scores QA.
@@ -7,20 +8,31 @@ handler around it plans from the job (pure), moves files, and scores QA.
 
 import json
 import math
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aperture_contracts.enums import ImagingKind
-from aperture_contracts.imaging import Beam, ImagingOverrides, ProductSizeLimits
+from aperture_contracts.events import CasaCall
+from aperture_contracts.imaging import Beam, ChannelChunk, ImagingOverrides, ProductSizeLimits
 from aperture_shared.casa.calls import CasaCallLog
 from aperture_shared.errors import BadInput
 from pydantic import BaseModel
 
 from aperture_imaging import heuristics
 from aperture_imaging.continuum_selection import SpwSubtraction
+from aperture_imaging.cube_chunks import (
+    ChunksDoNotJoin,
+    OutputChannels,
+    SpectralGrid,
+    check_grids_continue,
+    output_channels,
+)
 from aperture_imaging.fits_export import MOUS_KEYWORD, SPW_KEYWORD, export_fits
 from aperture_imaging.image_statistics import (
+    opened_image,
     peak_residuals_per_plane,
     peak_within_pb,
     restoring_beam,
@@ -122,9 +134,13 @@ def _require_written(path: Path, task: str) -> None:
 
 
 class ImageStepResult(BaseModel):
-    """The FITS files of one image and the figures its product record and QA are made of."""
+    """The FITS files of one image and the figures its product record and QA are made of. A chunk of a
+    cube leaves its CASA images instead (casa_images), which the cube's join exports."""
 
     fits: dict[str, str]  # role (naming.PBCOR, ...) -> path
+    casa_images: dict[str, str] = {}  # a cube chunk's: role -> CASA image path
+    first_channel: int = 0  # of a cube chunk: its first channel on the whole cube's output grid
+    cube_channels: int = 1  # output channels of the whole cube (1 for continuum images)
     deconvolver: str
     nterms: int
     beam: Beam
@@ -172,16 +188,26 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
        auto-multithresh masking down to that threshold, restores and corrects for the primary beam;
     4. the robust rms, the peak and the beam are measured, and the images exported to FITS.
 
+    A cube chunk (argument `chunk`, a dumped ChannelChunk) plans the whole cube the same way, so that every
+    chunk images the same grid with the same threshold sensitivity, then cleans only its channels of the
+    whole cube's output grid (tclean start and nchan) and leaves its CASA images unexported; its
+    threshold's dynamic-range correction comes from its own dirty peak (the only one it sees).
+
     arguments: measurement_sets, target, kind, spw_channels ({spw id: channel ranges or ''}), overrides,
-    size_limits (both as dumped models), work_dir, fits_dir, product_stem, mous_id.
+    size_limits (both as dumped models), work_dir, fits_dir, product_stem, mous_id, and chunk (or None).
     """
     kind = ImagingKind(arguments["kind"])
     target = arguments["target"]
     overrides = ImagingOverrides.model_validate(arguments["overrides"])
     spw_channels = {int(spw): str(channels) for spw, channels in arguments["spw_channels"].items()}
+    chunk = ChannelChunk.model_validate(arguments["chunk"]) if arguments.get("chunk") else None
+    if chunk is not None and kind != ImagingKind.CUBE:
+        raise BadInput(f"only cubes are imaged in channel chunks, not {kind.value} images")
     work_dir = Path(arguments["work_dir"])
     work_dir.mkdir(parents=True, exist_ok=True)
     product = f"the {kind.value} image of {target!r} (spw {', '.join(str(spw) for spw in spw_channels)})"
+    if chunk is not None:
+        product = f"{product}, {chunk.describe()}"
 
     selection = select_data([Path(path) for path in arguments["measurement_sets"]], target, spw_channels)
     statistics = measure_visibilities(selection)
@@ -190,8 +216,11 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
         ProductSizeLimits.model_validate(arguments["size_limits"]), work_dir,
     )
 
+    channels = (
+        output_channels(chunk, plan.geometry.native_channels, plan.geometry.channel_binning) if chunk else None
+    )
     base = work_dir / "image"
-    parameters = _tclean_parameters(selection, base, kind, plan)
+    parameters = _tclean_parameters(selection, base, kind, plan, channels)
     calls.task("tclean", **parameters, niter=0, calcres=True, calcpsf=True, restoration=False, pbcor=False)
     images = _image_paths(base, plan.deconvolver.multiterm)
     dirty_peak = peak_within_pb(images[RESIDUAL], images[PB], plan.pblimit, absolute=True)
@@ -200,11 +229,11 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
         overrides.threshold_jy if overrides.threshold_jy is not None
         else heuristics.clean_threshold_jy(plan.sensitivity_jy, correction)
     )
-    niter = overrides.niter if overrides.niter is not None else heuristics.niter_cap(plan.planes)
+    niter = _niter(overrides.niter, plan.planes, channels)
     print(
         "imaging plan: " + json.dumps(
             {**plan.describe(), "dirty_peak_jy": dirty_peak, "dr_correction": correction,
-             "threshold_jy": threshold, "niter": niter}
+             "threshold_jy": threshold, "niter": niter, "chunk": chunk.describe() if chunk else None}
         ),
         flush=True,
     )
@@ -226,10 +255,12 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
         beam=restoring_beam(images[IMAGE]),
         rms_jy=robust_rms_jy(images[RESIDUAL], images.get(MASK), images[PB], plan.pblimit),
         peak_jy=peak_within_pb(images[PBCOR], images[PB], plan.pblimit),
-        fits=export_fits(
+        fits={} if chunk is not None else export_fits(
             calls, images, {role: fits_name(stem, role, plan.deconvolver.multiterm) for role in images},
             Path(arguments["fits_dir"]), keywords,
         ),
+        casa_images=images if chunk is not None else {},
+        first_channel=channels.first if channels else 0, cube_channels=plan.planes,
         deconvolver=plan.deconvolver.name, nterms=plan.deconvolver.nterms,
         expected_beam_arcsec=plan.expected_beam_arcsec, cell_arcsec=geometry.cell_arcsec,
         imsize=list(geometry.imsize), num_channels=num_channels, channel_binning=geometry.channel_binning,
@@ -372,7 +403,17 @@ def _robust_over_natural(selection: DataSelection, geometry: ImageGeometry, weig
     return float(ratio) if ok and ratio > 0 else 1.0
 
 
-def _tclean_parameters(selection: DataSelection, base: Path, kind: ImagingKind, plan: ImagingPlan) -> dict[str, Any]:
+def _niter(override: int | None, planes: int, channels: OutputChannels | None) -> int:
+    """The iteration cap: the job's override or the heuristics' for the image's planes. A chunk takes its
+    share of the whole cube's (tclean counts a cube's iterations over all its planes)."""
+    if override is None:
+        return heuristics.niter_cap(channels.count if channels else planes)
+    return override if channels is None else math.ceil(override * channels.count / channels.cube_channels)
+
+
+def _tclean_parameters(
+    selection: DataSelection, base: Path, kind: ImagingKind, plan: ImagingPlan, channels: OutputChannels | None
+) -> dict[str, Any]:
     """What both tclean passes share (the second continues the first, so these must not change)."""
     geometry, automask = plan.geometry, plan.automask
     parameters: dict[str, Any] = {
@@ -387,11 +428,17 @@ def _tclean_parameters(selection: DataSelection, base: Path, kind: ImagingKind, 
     if plan.deconvolver.multiterm:
         parameters["nterms"] = plan.deconvolver.nterms
     if kind == ImagingKind.CUBE:
-        parameters |= {
-            "specmode": "cube", "outframe": "LSRK", "nchan": -1, "start": "",
-            "width": geometry.channel_binning if geometry.channel_binning > 1 else "",
-            "perchanweightdensity": True, "restoringbeam": "",
-        }
+        parameters |= {"specmode": "cube", "outframe": "LSRK", "perchanweightdensity": True, "restoringbeam": ""}
+        if channels is None:
+            parameters |= {
+                "nchan": -1, "start": "", "width": geometry.channel_binning if geometry.channel_binning > 1 else ""
+            }
+        else:
+            # A chunk's channels of the whole cube's grid, named in native channels of the selection (start)
+            # and their binning (width): the grid's frequencies are the same in every chunk, channel by
+            # channel, because each is the same native channel's. Per-channel weight density keeps the
+            # weights of a plane independent of the other channels imaged with it.
+            parameters |= {"nchan": channels.count, "start": channels.first_native, "width": channels.binning}
     else:
         parameters["specmode"] = "mfs"
     return parameters
@@ -410,3 +457,101 @@ def _image_paths(base: Path, multiterm: bool) -> dict[str, str]:
     if multiterm:
         paths[ALPHA] = f"{base}.alpha"
     return paths
+
+
+# -- the join of a cube's chunks -----------------------------------------------------------------------
+
+
+class JoinStepResult(BaseModel):
+    """The joined cube's FITS files and the figures measured on it."""
+
+    fits: dict[str, str]  # role -> path
+    beam: Beam
+    num_channels: int
+    frequency_min_hz: float
+    frequency_max_hz: float
+    rms_jy: float
+    peak_jy: float
+
+
+def join_cube(arguments: dict[str, Any], calls: CasaCallLog) -> JoinStepResult:
+    """Concatenate the chunks' CASA images of each role along the spectral axis (per-channel beams and
+    pixel masks with them), after checking that their grids continue each other exactly; measure the
+    cube's beam, rms and peak on the joined images as for a cube made in one job; export the FITS files
+    under the cube's names.
+
+    arguments: chunks (per chunk, in channel order: role -> CASA image path), cube (a description for
+    messages), pblimit, work_dir, fits_dir, product_stem, mous_id, spw_ids.
+    """
+    chunks: list[dict[str, str]] = arguments["chunks"]
+    cube = arguments["cube"]
+    roles = list(chunks[0])
+    for number, chunk in enumerate(chunks, start=1):
+        if sorted(chunk) != sorted(roles):
+            raise ChunksDoNotJoin(f"{cube}: chunk {number} has images {sorted(chunk)}, chunk 1 {sorted(roles)}")
+    work_dir = Path(arguments["work_dir"])
+    work_dir.mkdir(parents=True, exist_ok=True)
+    joined: dict[str, str] = {}
+    for role in roles:
+        paths = [chunk[role] for chunk in chunks]
+        check_grids_continue(f"the {role} images of {cube}", [_spectral_grid(path) for path in paths])
+        joined[role] = _concatenate(calls, paths, work_dir / f"cube.{role}")
+    pblimit = float(arguments["pblimit"])
+    frequency_min, frequency_max, num_channels = spectral_extent_hz(joined[IMAGE])
+    stem = arguments["product_stem"]
+    return JoinStepResult(
+        fits=export_fits(
+            calls, joined, {role: fits_name(stem, role, multiterm=False) for role in joined},
+            Path(arguments["fits_dir"]),
+            {MOUS_KEYWORD: arguments["mous_id"], SPW_KEYWORD: ",".join(str(spw) for spw in arguments["spw_ids"])},
+        ),
+        beam=restoring_beam(joined[IMAGE]),
+        num_channels=num_channels, frequency_min_hz=frequency_min, frequency_max_hz=frequency_max,
+        rms_jy=robust_rms_jy(joined[RESIDUAL], joined.get(MASK), joined[PB], pblimit),
+        peak_jy=peak_within_pb(joined[PBCOR], joined[PB], pblimit),
+    )
+
+
+def _spectral_grid(path: str) -> SpectralGrid:
+    with opened_image(path) as image:
+        coordinates = image.coordsys()
+        try:
+            shape = tuple(int(n) for n in image.shape())
+            axis = int(coordinates.findaxisbyname("spectral"))
+            others = [index for index in range(len(shape)) if index != axis]
+            values = [coordinates.referencevalue()["numeric"], coordinates.increment()["numeric"],
+                      coordinates.referencepixel()["numeric"]]
+            first = float(coordinates.toworld([0.0] * len(shape))["numeric"][axis])
+            return SpectralGrid(
+                shape=shape, spectral_axis=axis,
+                other_axes=tuple(float(column[index]) for column in values for index in others),
+                frame=str(coordinates.referencecode("spectral")),
+                first_frequency_hz=first, channel_width_hz=float(values[1][axis]),
+            )
+        finally:
+            coordinates.done()
+
+
+def _concatenate(calls: CasaCallLog, paths: list[str], output: Path) -> str:
+    """imageconcat of the image tool (casatasks has no such task in CASA 6.7), recorded like a task."""
+    import casatools  # type: ignore[import-untyped]
+
+    parameters: dict[str, Any] = {
+        "outfile": str(output), "infiles": paths, "axis": -1, "relax": False, "tempclose": True,
+        "overwrite": True, "reorder": False, "mode": "p",
+    }
+    started, t0 = datetime.now(UTC), time.monotonic()
+    tool = casatools.image()
+    try:
+        # axis -1: the spectral axis. mode "p": a real (paged) image, not a reference to the chunks.
+        concatenated = tool.imageconcat(**parameters)
+        concatenated.done()
+    finally:
+        tool.done()
+        calls.calls.append(
+            CasaCall(task="ia.imageconcat", parameters=parameters, started_at=started,
+                     duration_s=round(time.monotonic() - t0, 3))
+        )
+    if not (output / "table.dat").is_file():
+        raise RuntimeError(f"imageconcat did not write {output.name}; see the CASA log")
+    return str(output)
