@@ -203,7 +203,9 @@ async def test_a_worker_killed_mid_job_leaves_no_casa_process_and_the_job_comple
     assert [p.name for p in scratch.iterdir()] == []
 
 
-async def test_a_cont_dat_in_the_package_is_kept_for_findcont(broker, events, workers, store, tmp_path):
+async def test_an_operators_cont_dat_and_flux_csv_in_the_package_are_kept_for_later_stages(
+    broker, events, workers, store, tmp_path
+):
     workers()
     import shutil
 
@@ -211,7 +213,10 @@ async def test_a_cont_dat_in_the_package_is_kept_for_findcont(broker, events, wo
     shutil.copytree(PYUVDATA_DATA / "day2_TDEM0003_10s_norx_1src_1spw.ms", root / "vla.ms")
     edited = "Field: 1331+305=3C286\n\nSpectralWindow: 0\n1.30~1.40GHz LSRK\n"
     (root / "cont.dat").write_text(edited)
-    archive = tmp_path / "with-cont-dat.tar"
+    # The ALMA pipeline's format, with the field given by id as the pipeline writes it.
+    flux_csv = 'ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment\nvla.ms,0,0,14.9,0,0,0,-0.47,0,0,"# J1008+0730"\n'
+    (root / "flux.csv").write_text(flux_csv)
+    archive = tmp_path / "with-operator-files.tar"
     with tarfile.open(archive, "w") as tar:
         for entry in sorted(root.iterdir()):
             tar.add(entry, arcname=entry.name)
@@ -221,3 +226,8 @@ async def test_a_cont_dat_in_the_package_is_kept_for_findcont(broker, events, wo
     kept = done.result.operator_cont_dat
     assert kept is not None and kept in done.outputs
     assert store.get_bytes(kept).decode() == edited
+    assert done.result.operator_flux_csv in done.outputs
+    (model,) = done.result.flux_models
+    (spw,) = done.result.metadata.measurement_sets[0].spectral_windows
+    assert (model.field, model.flux_jy, model.spectral_index) == ("J1008+0730", 14.9, -0.47)
+    assert model.reference_frequency_hz == spw.centre_frequency_hz

@@ -13,6 +13,7 @@ from typing import TypeVar
 from aperture_contracts.enums import ImagingKind, Stage
 from aperture_contracts.events import CalibrationResult, FindcontResult, ImagingResult, IngestResult, StageResult
 from aperture_contracts.ids import mous_key
+from aperture_contracts.imaging import ChannelChunk
 from aperture_contracts.jobs import CalibrationJob, FindcontJob, ImagingJob, IngestJob, JobEnvelope
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.storage import ObjectRef
@@ -99,7 +100,7 @@ def _calibration_message(mous: Mous, job: Job, time_limit_s: float, now: datetim
     ingested = dependency_result(job, Stage.INGEST, IngestResult)
     return CalibrationJob(
         **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
-        measurement_sets=ingested.measurement_sets, metadata=ingested.metadata,
+        measurement_sets=ingested.measurement_sets, metadata=ingested.metadata, flux_models=ingested.flux_models,
     )
 
 
@@ -116,8 +117,9 @@ def _findcont_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) 
 
 
 def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> ImagingJob:
-    """Continuum subtraction and the images read the calibrated data; cubes read the continuum-subtracted
-    data that their target's contsub job made. All carry the continuum ranges findcont found."""
+    """Continuum subtraction and the images read the calibrated data; cubes and cube chunks read the
+    continuum-subtracted data that their target's contsub job made; the cube job of a cube planned in
+    chunks reads no data but the chunks' images. All carry the continuum ranges findcont found."""
     kind = ImagingKind(job.kind)
     if job.target is None:
         raise MissingInput(f"imaging job {job.job_id} names no target")
@@ -128,7 +130,16 @@ def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -
     )
     if not continuum:
         raise MissingInput(f"imaging job {job.job_id} has no continuum ranges from findcont")
-    if kind == ImagingKind.CUBE:
+    chunk = ChannelChunk.model_validate(job.params["chunk"]) if kind == ImagingKind.CUBE_CHUNK else None
+    chunk_images = [
+        image
+        for result in ancestor_results(job, Stage.IMAGING, ImagingResult)
+        if result.kind == ImagingKind.CUBE_CHUNK
+        for image in result.images
+    ]
+    if kind == ImagingKind.CUBE and chunk_images:
+        measurement_sets: list[ObjectRef] = []
+    elif kind in (ImagingKind.CUBE, ImagingKind.CUBE_CHUNK):
         measurement_sets = dependency_result(job, Stage.IMAGING, ImagingResult).measurement_sets
     else:
         measurement_sets = dependency_result(job, Stage.CALIBRATION, CalibrationResult).measurement_sets
@@ -136,7 +147,8 @@ def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -
         **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
         kind=kind, target=job.target, spw_ids=[ranges.spw_id for ranges in continuum],
         measurement_sets=measurement_sets, continuum=continuum,
-        metadata=MousMetadata.model_validate(mous.observation),
+        metadata=MousMetadata.model_validate(mous.observation), chunk=chunk,
+        chunks=sorted(chunk_images, key=lambda image: image.chunk.chunk.index if image.chunk else -1),
     )
 
 

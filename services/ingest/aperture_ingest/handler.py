@@ -55,6 +55,9 @@ async def ingest(job: IngestJob, context: JobContext) -> JobOutcome:
     cont_dat = None
     if step.operator_cont_dat is not None:
         cont_dat = await context.put_file("operator/cont.dat", Path(step.operator_cont_dat), "text/plain")
+    flux_csv = None
+    if step.operator_flux_csv is not None:
+        flux_csv = await context.put_file("operator/flux.csv", Path(step.operator_flux_csv), "text/csv")
     qa = [flagging_score(info) for info in step.metadata.measurement_sets]
     report = IngestReport(
         mous_id=job.mous_id, package=job.package, package_name=job.package_name, created_at=datetime.now(UTC),
@@ -69,8 +72,9 @@ async def ingest(job: IngestJob, context: JobContext) -> JobOutcome:
     return JobOutcome(
         result=IngestResult(
             metadata=step.metadata, measurement_sets=stored_ms, report=report_ref,
-            restored_tables=step.applied_tables, operator_cont_dat=cont_dat,
+            restored_tables=step.applied_tables, operator_cont_dat=cont_dat, operator_flux_csv=flux_csv,
+            flux_models=step.flux_models,
         ),
-        outputs=[*stored_ms, report_ref, *([cont_dat] if cont_dat else [])],
+        outputs=[*stored_ms, report_ref, *(ref for ref in (cont_dat, flux_csv) if ref is not None)],
         qa=qa,
     )

@@ -5,13 +5,16 @@ around it only moves files to and from storage.
 """
 
 from pathlib import Path
+from typing import Any
 
-from aperture_contracts.metadata import MousMetadata
-from aperture_contracts.packaging import OPERATOR_CONT_DAT_NAME
+from aperture_contracts.jobs import FluxModel
+from aperture_contracts.metadata import MeasurementSetInfo, MousMetadata
+from aperture_contracts.packaging import OPERATOR_CONT_DAT_NAME, OPERATOR_FLUX_CSV_NAME
 from aperture_contracts.reports import RestoredMeasurementSetRecord
 from aperture_shared.casa.calls import CasaCallLog
 from pydantic import BaseModel
 
+from aperture_ingest.flux_csv import read_flux_csv
 from aperture_ingest.measurement_set import describe_measurement_set, merge_metadata
 from aperture_ingest.package import unpack_package
 from aperture_ingest.restore import read_restore_manifest, restore
@@ -24,11 +27,21 @@ class IngestStepResult(BaseModel):
     applied_tables: list[str]
     manifest_mous_uid: str | None
     operator_cont_dat: str | None = None  # path of the package's cont.dat, when it carries one
+    operator_flux_csv: str | None = None  # path of the package's flux.csv, when it carries one
+    flux_models: list[FluxModel] = []  # what that flux.csv says, one power law per flux calibrator
 
 
 def _operator_cont_dat(root: Path) -> str | None:
     path = root / OPERATOR_CONT_DAT_NAME
     return str(path) if path.is_file() else None
+
+
+def _operator_flux(root: Path, infos: list[MeasurementSetInfo]) -> dict[str, Any]:
+    """The package's flux.csv and its flux models (read now, so a broken file fails ingest, not calibration)."""
+    path = root / OPERATOR_FLUX_CSV_NAME
+    if not path.is_file():
+        return {}
+    return {"operator_flux_csv": str(path), "flux_models": read_flux_csv(path, infos)}
 
 
 def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepResult:
@@ -45,6 +58,7 @@ def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepR
             applied_tables=[],
             manifest_mous_uid=manifest.mous_uid if manifest else None,
             operator_cont_dat=_operator_cont_dat(unpacked.root),
+            **_operator_flux(unpacked.root, infos),
         )
     result = restore(unpacked.measurement_sets, unpacked.root, manifest, calls, Path(arguments["output_dir"]))
     restored_infos = [describe_measurement_set(ms.path) for ms in result.measurement_sets]
@@ -62,4 +76,5 @@ def ingest_package(arguments: dict[str, str], calls: CasaCallLog) -> IngestStepR
         applied_tables=result.applied_tables,
         manifest_mous_uid=manifest.mous_uid,
         operator_cont_dat=_operator_cont_dat(unpacked.root),
+        **_operator_flux(unpacked.root, restored_infos),
     )
