@@ -170,6 +170,21 @@ async def test_uploads_are_spooled_where_configured_and_removed_afterwards(
     assert list(spool.iterdir()) == []
 
 
+async def test_an_upload_over_the_size_limit_is_refused_and_nothing_is_kept(
+    database_url: str, services: CoordinatorServices, store: InMemoryObjectStore, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    settings = make_settings(database_url, upload_dir=spool, max_upload_bytes=len(PACKAGE) // 2)
+    async with api_client(settings, services) as client:
+        response = await client.post(API, files={"package": ("uid___A001_X2fa_X2dd.ms.tar", PACKAGE)})
+        listed = MousList.model_validate((await client.get(API)).json())
+    assert response.status_code == 413, response.text
+    problem = Problem.model_validate(response.json())
+    assert "APERTURE_MAX_UPLOAD_BYTES" in problem.detail and "object_key" in problem.detail
+    assert listed.total == 0
+    assert list(spool.iterdir()) == []
+
+
 # -- reading ----------------------------------------------------------------------------------------------
 
 

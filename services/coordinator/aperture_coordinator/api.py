@@ -260,7 +260,7 @@ def create_app(
 
     async def submit_upload(request: Request, content_type: str) -> Response:
         upload: ReceivedUpload = await receive_multipart(
-            content_type, request.stream(), spool_dir=settings.upload_dir
+            content_type, request.stream(), spool_dir=settings.upload_dir, max_bytes=settings.max_upload_bytes
         )
         try:
             explicit = upload.fields.get("mous_uid", "").strip() or None

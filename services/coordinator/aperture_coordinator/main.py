@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Protocol
 
 import typer
@@ -25,6 +26,7 @@ from aperture_coordinator.api import CoordinatorServices, PackageStore, create_a
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.events import EventHandler
 from aperture_coordinator.relay import OutboxRelay
+from aperture_coordinator.retention import prune_history
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
 
@@ -43,6 +45,18 @@ async def reconcile_forever(coordinator: Coordinator, interval_s: float, after_c
                 after_change.wake()
         except Exception:  # the database may be restarting: the next pass tries again
             log.exception("reconcile pass failed")
+        await asyncio.sleep(interval_s)
+
+
+async def prune_forever(coordinator: Coordinator, retention_days: float, interval_s: float) -> None:
+    """Drop published outbox rows and old event keys now and then (retention.py says why that is safe)."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                prune_history, coordinator.database, coordinator.clock(), timedelta(days=retention_days)
+            )
+        except Exception:  # the database may be restarting: the next pass tries again
+            log.exception("pruning the outbox and event keys failed")
         await asyncio.sleep(interval_s)
 
 
@@ -106,6 +120,9 @@ def build_app(settings: CoordinatorSettings, store: ServiceStore | None = None) 
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(
                 reconcile_forever(coordinator, settings.reconcile_interval_s, relay), name="reconcile"
+            ),
+            asyncio.create_task(
+                prune_forever(coordinator, settings.history_retention_days, settings.prune_interval_s), name="prune"
             ),
         ]
         handler = EventHandler(coordinator, after_commit=relay.wake)

@@ -228,4 +228,4 @@ class ProcessedEvent(Base):
     event_key: Mapped[str] = mapped_column(String(512), primary_key=True)
     mous_id: Mapped[str] = mapped_column(String(64), index=True)
     outcome: Mapped[str] = mapped_column(Text)
-    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # pruned by age (retention.py)

@@ -52,10 +52,20 @@ class CoordinatorSettings(CommonSettings):
         default_factory=lambda: dict(DEFAULT_STAGE_TIME_LIMITS_S),
         description="wall-clock limit of one job's CASA work, per stage (JSON in the environment)",
     )
+    # Cubes with more native channels than this are imaged in channel chunks by several workers and joined
+    # (planner.py). A chunk repeats the cube's fixed costs (fetching its data, starting CASA, the quick PSF
+    # and the sensitivity), some 10-20 s on small data, so chunks pay off only when imaging their channels
+    # takes much longer than that: 256 leaves TDM-like spws (64-128 channels) whole and splits FDM spws
+    # (480-3840 channels, hours of tclean each) into 2-15 chunks. 0: never chunk.
+    cube_chunk_channels: int = Field(256, ge=0, description="native channels per cube chunk; 0: never chunk")
     # A running job that reports nothing for its time limit plus this grace is taken as lost (its
     # worker died and the broker gave up on the message) and fails its attempt as a timeout.
     lost_job_grace_s: float = Field(600.0, ge=0)
     reconcile_interval_s: float = Field(5.0, gt=0, description="period of the reconcile loop")
+    history_retention_days: float = Field(
+        7.0, ge=1.0, description="published outbox rows and processed-event keys older than this are deleted"
+    )
+    prune_interval_s: float = Field(3600.0, gt=0, description="how often that pruning runs")
     relay_interval_s: float = Field(
         2.0, gt=0, description="the outbox relay looks for unpublished rows at least this often"
     )
@@ -64,6 +74,10 @@ class CoordinatorSettings(CommonSettings):
     download_link_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     upload_dir: Path | None = Field(
         None, description="where uploads are spooled before they go to the object store (default: TMPDIR)"
+    )
+    max_upload_bytes: int = Field(
+        200 * 1024**3, ge=1,
+        description="largest package accepted as an upload (bytes); larger ones are submitted by object_key",
     )
     fault_injection: FaultInjection | None = Field(
         None, description="for tests only: the relay kills its own process once at this point"

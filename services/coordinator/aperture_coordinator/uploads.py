@@ -246,9 +246,13 @@ class _MultipartReceiver:
 
 
 async def receive_multipart(
-    content_type: str, body: AsyncIterator[bytes], *, spool_dir: Path | None = None
+    content_type: str, body: AsyncIterator[bytes], *, spool_dir: Path | None = None, max_bytes: int | None = None
 ) -> ReceivedUpload:
-    """Parse a multipart/form-data body as it streams in; the package part goes to a temporary file."""
+    """Parse a multipart/form-data body as it streams in; the package part goes to a temporary file.
+
+    A body larger than `max_bytes` is refused (413) as soon as it passes the limit, before the spool disk
+    fills: the limit protects the coordinator's disk, and packages above it belong in the object store.
+    """
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
@@ -258,7 +262,17 @@ async def receive_multipart(
     receiver = _MultipartReceiver(spool_dir)
     try:
         parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+        received = 0
         async for chunk in body:
+            received += len(chunk)
+            if max_bytes is not None and received > max_bytes:
+                raise SubmissionProblem(
+                    PACKAGE_FIELD,
+                    f"the upload is larger than this coordinator accepts ({max_bytes / 1e9:g} GB, "
+                    "APERTURE_MAX_UPLOAD_BYTES): put the package in the object store and submit it by "
+                    "reference (object_key)",
+                    status=413,
+                )
             if chunk:
                 # Parsing calls back into file writes: keep them off the event loop.
                 await asyncio.to_thread(parser.write, chunk)
