@@ -15,7 +15,7 @@ from aperture_contracts.storage import ObjectRef
 from aperture_shared.errors import BadInput, JobError
 from aperture_shared.settings import CasaSettings
 from aperture_shared.worker import JobContext
-from measurement_set_infos import alma_like, field, metadata, ms_info
+from support.measurement_set_infos import alma_like, field, metadata, ms_info
 
 PREFIX = "mous/uid___A001_X1_X1/work/r1.ingest/measurement_sets/"
 

@@ -13,7 +13,7 @@ from aperture_calibration.plan import (
 )
 from aperture_contracts.jobs import FluxModel
 from aperture_contracts.qa import QABand
-from measurement_set_infos import (
+from support.measurement_set_infos import (
     AMPLI,
     ATMOSPHERE,
     BANDPASS,

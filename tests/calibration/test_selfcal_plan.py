@@ -17,7 +17,7 @@ from aperture_calibration.selfcal_plan import (
     targets_to_self_calibrate,
 )
 from aperture_calibration.settings import CalibrationSettings
-from measurement_set_infos import BANDPASS, PHASE, TARGET, field, ms_info
+from support.measurement_set_infos import BANDPASS, PHASE, TARGET, field, ms_info
 
 # The 'selfcal' scenario's shape: 4 scans of 4 min, 20-s integrations, 25 antennas, one spw.
 TIMING = TargetTiming(on_source_s=960.0, scan_s=240.0, scans=4, integration_s=20.0, antennas=25, spws=1)
