@@ -1,5 +1,6 @@
 """The CASA runner: limits end in clear, classified failures, and no CASA process outlives its worker."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from aperture_contracts.enums import ErrorClass
-from aperture_shared.casa.runner import run_casa_step
+from aperture_shared.casa.runner import PrestartedCasa, run_casa_step
 from aperture_shared.errors import CasaCrashed, CasaOutOfMemory, CasaTimeout, JobError
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
@@ -72,7 +73,7 @@ def test_a_worker_killed_with_sigkill_leaves_no_casa_process(tmp_path):
     parent = textwrap.dedent(f"""
         import asyncio
         from pathlib import Path
-        from aperture_shared.casa.runner import run_casa_step
+        from aperture_shared.casa.runner import PrestartedCasa, run_casa_step
         asyncio.run(run_casa_step("support.casa_steps:sleep",
             {{"seconds": 300, "pid_file": "{pid_file}"}}, workdir=Path("{tmp_path / 'work'}"),
             time_limit_s=600, memory_limit_mb=4096))
@@ -101,3 +102,133 @@ async def test_the_casa_process_gets_the_thread_count_it_is_given(tmp_path):
         time_limit_s=60, memory_limit_mb=4096, threads=1,
     )
     assert run.value == {"OMP_NUM_THREADS": "1"}
+
+
+# -- a prestarted CASA process (imported ahead of the step) ----------------------------------------------
+
+
+async def _prestarted_pid(prestarted: PrestartedCasa) -> int:
+    process = prestarted._process
+    assert process is not None and process.returncode is None, "no prestarted process is waiting"
+    return process.pid
+
+
+async def _until_idle(pid: int, timeout_s: float = 120) -> None:
+    """Wait until the process stops using CPU (done importing, blocked on its stdin)."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout_s
+    used = sum(process.cpu_times()[:2])
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = sum(process.cpu_times()[:2])
+        if now - used < 0.02:
+            return
+        used = now
+    raise AssertionError(f"the prestarted process {pid} was still busy after {timeout_s} s")
+
+
+async def test_a_prestarted_process_runs_one_step_as_its_own_and_the_next_step_gets_a_new_one(tmp_path):
+    prestarted = PrestartedCasa()
+    await prestarted.warm_up(None)
+    try:
+        first_pid = await _prestarted_pid(prestarted)
+        arguments = {"log_line": "step one was here", "print_line": "printed by step one"}
+        run = await run_casa_step(
+            "support.casa_steps:describe_process", arguments, workdir=tmp_path / "one",
+            time_limit_s=120, memory_limit_mb=4096, prestarted=prestarted,
+        )
+        assert run.value["pid"] == first_pid
+        assert Path(run.value["cwd"]) == (tmp_path / "one").resolve()
+        assert "step one was here" in (tmp_path / "one" / "casa.log").read_text()
+        assert "printed by step one" in (tmp_path / "one" / "casa-output.log").read_text()
+        assert not psutil.pid_exists(first_pid), "a prestarted process serves one step and exits"
+
+        second_pid = await _prestarted_pid(prestarted)
+        assert second_pid != first_pid
+        await _until_idle(second_pid)  # it has imported CASA and waits: the step starts at once
+        run = await run_casa_step(
+            "support.casa_steps:describe_process", {"log_line": "two", "print_line": "two"},
+            workdir=tmp_path / "two", time_limit_s=120, memory_limit_mb=4096, prestarted=prestarted,
+        )
+        assert run.value["pid"] == second_pid
+        assert run.startup_s < 1.0
+        assert "step one was here" not in (tmp_path / "two" / "casa.log").read_text()
+    finally:
+        await prestarted.close()
+
+
+async def test_a_prestarted_process_with_other_threads_is_not_used(tmp_path):
+    prestarted = PrestartedCasa()
+    await prestarted.warm_up(None)
+    try:
+        unthreaded_pid = await _prestarted_pid(prestarted)
+        run = await run_casa_step(
+            "support.casa_steps:describe_process", {"log_line": "x", "print_line": "x"}, workdir=tmp_path,
+            time_limit_s=120, memory_limit_mb=4096, threads=1, prestarted=prestarted,
+        )
+        assert run.value["pid"] != unthreaded_pid
+        assert run.value["omp"] == "1"
+        assert not psutil.pid_exists(unthreaded_pid) or psutil.Process(unthreaded_pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        await prestarted.close()
+
+
+async def test_a_prestarted_step_past_its_time_limit_or_cancelled_is_killed(tmp_path):
+    prestarted = PrestartedCasa()
+    await prestarted.warm_up(None)
+    try:
+        await _until_idle(await _prestarted_pid(prestarted))
+        with pytest.raises(CasaTimeout, match="time limit of 20 s"):
+            await run_casa_step(
+                "support.casa_steps:sleep", {"seconds": 120, "pid_file": str(tmp_path / "timed.pid")},
+                workdir=tmp_path / "timed", time_limit_s=20, memory_limit_mb=4096, prestarted=prestarted,
+            )
+        timed = int((tmp_path / "timed.pid").read_text())
+        assert not psutil.pid_exists(timed) or psutil.Process(timed).status() == psutil.STATUS_ZOMBIE
+
+        pid_file = tmp_path / "cancelled.pid"
+        await _until_idle(await _prestarted_pid(prestarted))
+        step = asyncio.create_task(run_casa_step(
+            "support.casa_steps:sleep", {"seconds": 120, "pid_file": str(pid_file)},
+            workdir=tmp_path / "cancelled", time_limit_s=600, memory_limit_mb=4096, prestarted=prestarted,
+        ))
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        step.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        cancelled = int(pid_file.read_text())
+        assert not psutil.pid_exists(cancelled) or psutil.Process(cancelled).status() == psutil.STATUS_ZOMBIE
+    finally:
+        await prestarted.close()
+
+
+def test_a_worker_killed_with_sigkill_leaves_no_prestarted_casa_process(tmp_path):
+    pid_file = tmp_path / "prestarted.pid"
+    parent = textwrap.dedent(f"""
+        import asyncio
+        from pathlib import Path
+        from aperture_shared.casa.runner import PrestartedCasa
+        async def main():
+            prestarted = PrestartedCasa()
+            await prestarted.warm_up(None)
+            Path("{pid_file}").write_text(str(prestarted._process.pid))
+            await asyncio.sleep(300)
+        asyncio.run(main())
+    """)
+    env = {**os.environ, "PYTHONPATH": str(SUPPORT.parent)}
+    worker = subprocess.Popen([sys.executable, "-c", parent], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pid_file.exists(), "no process was prestarted"
+        child = psutil.Process(int(pid_file.read_text()))
+        assert child.ppid() == worker.pid
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        child.wait(10)
+        assert not child.is_running()
+    finally:
+        worker.kill()

@@ -39,3 +39,12 @@ def refuse(arguments: dict, calls) -> None:
 
 def environment(arguments: dict, calls) -> dict:
     return {name: os.environ.get(name) for name in arguments["names"]}
+
+
+def describe_process(arguments: dict, calls) -> dict:
+    """The process the step runs in, with a line in its CASA log and one on its output."""
+    import casatasks
+
+    casatasks.casalog.post(arguments["log_line"])
+    print(arguments["print_line"], flush=True)
+    return {"pid": os.getpid(), "cwd": os.getcwd(), "omp": os.environ.get("OMP_NUM_THREADS")}
