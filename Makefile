@@ -20,8 +20,10 @@ $(UV):
 	python3 -m pip install --quiet --target $(UV_DIR) uv || \
 	  python3 -m pip install --quiet --break-system-packages --target $(UV_DIR) uv
 
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set, every CASA process would otherwise
+# recompile casatools/casatasks at import (5.4 s instead of 1.7 s per process, measured by make bench).
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
 .PHONY: venv
@@ -58,7 +60,7 @@ test-fast: venv ## Tests that need no server and no CASA
 	$(BIN)/pytest -m "not integration and not casa"
 
 .PHONY: bench
-bench: venv ## Scale-out benchmark: the science chain with 1 and 2 imaging workers (prints figures)
+bench: venv ## Scale-out benchmark: one MOUS with 1 and 2 imaging workers vs a serial script of its CASA calls
 	$(STACK)/up.sh
 	$(BIN)/python $(ROOT)/tools/bench/scaleout.py
 
