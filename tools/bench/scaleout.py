@@ -1,119 +1,185 @@
-"""Scale-out benchmark: the same MOUS through the science chain with 1, then N imaging workers.
+"""Scale-out benchmark: one multi-spw MOUS through the system with 1 and with 2 imaging workers, and
+through a plain serial script of the same CASA task calls in one process; wall-time ratios and where the
+system's time goes outside CASA task calls.
 
-    .venv/bin/python tools/bench/scaleout.py [--workers 1 2] [--seed 7]
+    .venv/bin/python tools/bench/scaleout.py [--workers 1 2] [--seed 7] [--serial-threads N]
 
-Needs the servers of `make infra` (RabbitMQ, S3). Each run gets its own coordinator (a fresh SQLite
-database on a free port) and its own bucket, so runs never share state. Prints, per run: the wall time
-from submission to the end of imaging, the imaging phase's wall time, and the sum of the imaging jobs'
-own durations (the work a single worker would do one job after another).
+Needs the servers of `make infra` (RabbitMQ, S3). Each system run gets its own coordinator (a fresh
+SQLite database on a free port), bucket and scratch root, so runs never share state; the CASA calls each
+job made are read from that database afterwards. The serial script replays the first run's recorded
+task calls (see serial_replay.py for what that does and does not include).
 """
 
 import argparse
 import os
-import signal
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections import defaultdict
 from pathlib import Path
 
-from aperture_cli.client import ApertureClient
-from aperture_contracts.enums import MousState, Stage
-from aperture_testdata.generator import generate_mous
+from serial_replay import ReplayResult, prepare_replay
+from system_run import BIN, SystemRun, run_system
+from time_accounting import TimeAccount, account
 
-BIN = Path(sys.executable).parent
-FIRST_STAGES = ("ingest", "calibration", "findcont")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+TARGET_SPEEDUP_RATIO = 0.6  # 2 workers' wall / the serial script's, at most
+TARGET_OUTSIDE_FRACTION = 0.10  # of the system's time outside CASA task calls, at most
 
 
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+def run_serial(run: SystemRun, package: Path, workdir: Path, threads: int | None) -> tuple[float, ReplayResult]:
+    """Replay `run`'s task calls in a fresh process; returns that process's wall time and its figures."""
+    root = workdir / f"serial-{threads or 'all'}-threads"
+    root.mkdir()
+    plan = prepare_replay(run.calls_in_order(), run.scratch_root, package, root)
+    plan_path, result_path = root / "plan.json", root / "result.json"
+    plan_path.write_text(plan.model_dump_json())
+    env = dict(os.environ)
+    if threads is not None:
+        env |= {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    started = time.monotonic()
+    log = root / "output.log"
+    with log.open("wb") as output:
+        replayed = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("serial_replay.py")), str(plan_path), str(result_path)],
+            env=env, stdout=output, stderr=subprocess.STDOUT, check=False,
+        )
+    if replayed.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise SystemExit(f"the serial replay failed (exit {replayed.returncode}); the end of {log}:\n{tail}")
+    wall = time.monotonic() - started
+    return wall, ReplayResult.model_validate_json(result_path.read_text())
 
 
-def run_once(package: Path, imaging_workers: int, scratch: Path) -> dict[str, float]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "APERTURE_S3_BUCKET": f"bench-{uuid.uuid4().hex[:10]}",
-        "APERTURE_DATABASE_URL": f"sqlite:///{scratch / f'bench-{port}.db'}",
-        "APERTURE_API_PORT": str(port),
-        "APERTURE_ENABLED_STAGES": "ingest,calibration,findcont,imaging",
-        "APERTURE_RECONCILE_INTERVAL_S": "1",
-        "APERTURE_CASA_SCRATCH_ROOT": str(scratch / "work"),
-        # One thread per CASA process, so that N workers share N cores instead of contending for them.
-        "APERTURE_CASA_THREADS": "1",
-    }
-    processes = [start([str(BIN / "aperture-coordinator"), "serve"], env, scratch / f"coordinator-{port}.log")]
-    stages = [*FIRST_STAGES, *["imaging"] * imaging_workers]
-    for index, stage in enumerate(stages):
-        worker_env = {**env, "APERTURE_HTTP_PORT": str(free_port())}
-        processes.append(start([str(BIN / f"aperture-{stage}")], worker_env, scratch / f"{stage}-{index}-{port}.log"))
-    try:
-        with ApertureClient(f"http://127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    client.list_mous()
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-            time.sleep(3)  # let the workers connect before the clock starts
-            submitted = time.monotonic()
-            mous_id = client.submit(package).summary.mous_id
-            while True:
-                detail = client.get_mous(mous_id)
-                if detail.state in (MousState.WAITING_FOR_SERVICE, MousState.FAILED, MousState.COMPLETED):
-                    break
-                time.sleep(1)
-            total = time.monotonic() - submitted
-        if detail.state is not MousState.WAITING_FOR_SERVICE:
-            raise SystemExit(f"the MOUS ended {detail.state}: {detail.errors}")
-        imaging = [job for job in detail.jobs if job.stage is Stage.IMAGING]
-        starts = [a.started_at for job in imaging for a in job.attempts if a.started_at]
-        ends = [a.ended_at for job in imaging for a in job.attempts if a.ended_at]
-        work = sum((a.ended_at - a.started_at).total_seconds() for job in imaging for a in job.attempts
-                   if a.started_at and a.ended_at)
-        return {
-            "total_s": total,
-            "imaging_wall_s": (max(ends) - min(starts)).total_seconds(),
-            "imaging_work_s": work,
-            "imaging_jobs": float(len(imaging)),
-        }
-    finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(60)
+def _seconds(value: float | None, unit: str = "") -> str:
+    return "n/a" + " " * len(unit) if value is None else f"{value:.1f}{unit}"
+
+
+def _share(part: float | None, whole: float) -> str:
+    return "" if part is None else f"{100 * part / whole:.0f} %"
+
+
+def print_accounts(runs: list[SystemRun], accounts: list[TimeAccount]) -> None:
+    header = "".join(f"{f'{run.imaging_workers} imaging worker(s)':>26}" for run in runs)
+    print(f"{'':52}{header}")
+    rows: list[tuple[str, list[float | None]]] = [
+        ("MOUS wall (submission to the last job's end)", [a.mous_wall_s for a in accounts]),
+        ("imaging phase wall", [a.imaging_wall_s for a in accounts]),
+        ("jobs' time, summed over jobs", [a.jobs_s for a in accounts]),
+        ("  CASA task calls", [a.task_calls_s for a in accounts]),
+        ("  CASA processes: other work (tools, ducc0, stats)", [a.non_task_s for a in accounts]),
+        ("  CASA processes: start and import", [a.startup_s for a in accounts]),
+        ("  workers outside CASA (transfers, events, logs)", [a.worker_s for a in accounts]),
+        ("no job running (upload, dispatch, queueing)", [a.idle_s for a in accounts]),
+    ]
+    for label, values in rows:
+        cells = "".join(
+            f"{_seconds(value, ' s'):>18} {_share(value, a.accounted_s):>7}" if label.startswith(("  ", "no "))
+            else f"{_seconds(value, ' s'):>18} {'':>7}"
+            for value, a in zip(values, accounts, strict=True)
+        )
+        print(f"{label:52}{cells}")
+    print(f"{'outside CASA task calls (share of jobs + idle)':52}"
+          + "".join(f"{100 * a.outside_task_calls:>24.0f} %" for a in accounts))
+    print(f"{'  of which no computation (start, workers, idle)':52}"
+          + "".join(f"{_share(a.overhead_s, a.accounted_s) or 'n/a':>26}" for a in accounts))
+    for run, a in zip(runs, accounts, strict=True):
+        if a.steps_missing:
+            print(f"  note: {a.steps_missing} job(s) of the {run.imaging_workers}-worker run had no step figures "
+                  "in the worker logs; their CASA process time counts as worker time")
+
+
+def print_jobs(run: SystemRun) -> None:
+    """Per kind of job: where its time goes (the first run)."""
+    groups: dict[str, list] = defaultdict(list)
+    for job in run.jobs:
+        groups[f"{job.stage} {job.kind}".strip()].append(job)
+    print(f"  {'job kind':22}{'jobs':>5}{'time s':>9}{'tasks s':>9}{'start s':>9}{'other s':>9}{'worker s':>10}")
+    for name, jobs in groups.items():
+        steps = [step for job in jobs for step in job.steps]
+        wall = sum(job.wall_s for job in jobs)
+        tasks = sum(job.task_s for job in jobs)
+        casa = sum(step.duration_s for step in steps)
+        starts = [step.startup_s for step in steps]
+        start = sum(s for s in starts if s is not None) if None not in starts else None
+        other = casa - tasks - start if start is not None else None
+        print(f"  {name:22}{len(jobs):>5}{wall:>9.1f}{tasks:>9.1f}{_seconds(start):>9}{_seconds(other):>9}"
+              f"{wall - casa:>10.1f}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="imaging workers per run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--serial-threads", type=int, nargs="+", default=[0, 1],
+                        help="OpenMP threads of the serial script, one replay each (0: CASA's own choice, "
+                        "every core); the fastest replay is the baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, databases)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="aperture-bench-") as tmp:
-        scratch = Path(tmp)
-        mous = generate_mous(scratch / "mous", seed=args.seed, package=scratch / "package.tar")
-        assert mous.package is not None
-        print(f"{'imaging workers':>15} {'jobs':>5} {'MOUS wall s':>12} {'imaging wall s':>15} "
-              f"{'imaging work s':>15} {'speed-up':>9}")
-        baseline = None
-        for workers in args.workers:
-            figures = run_once(mous.package, workers, scratch)
-            baseline = baseline or figures["imaging_wall_s"]
-            print(f"{workers:>15} {figures['imaging_jobs']:>5.0f} {figures['total_s']:>12.1f} "
-                  f"{figures['imaging_wall_s']:>15.1f} {figures['imaging_work_s']:>15.1f} "
-                  f"{baseline / figures['imaging_wall_s']:>8.2f}x")
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at the start"
+          + (" (busy: expect noisy figures)" if load > 0.5 else ""))
+    workdir = Path(tempfile.mkdtemp(prefix="aperture-bench-"))
+    if args.keep:
+        print(f"working directory (kept): {workdir}")
+    try:
+        package = workdir / "package.tar"
+        with (workdir / "make-mous.log").open("wb") as output:  # CASA's simulator is chatty
+            subprocess.run(
+                [str(BIN / "aperture-make-mous"), "--seed", str(args.seed), "--package", str(package),
+                 "--casa-log", str(workdir / "make-mous.casa.log"), str(workdir / "mous")],
+                stdout=output, stderr=subprocess.STDOUT, check=True,
+            )
+        runs = [run_system(package, workers, workdir) for workers in args.workers]
+        accounts = [account(run) for run in runs]
+        serials = {threads: run_serial(runs[0], package, workdir, threads or None) for threads in args.serial_threads}
+        non_task = accounts[0].non_task_s
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    calls = [len(run.calls_in_order()) for run in runs]
+    print(f"MOUS: default scenario, seed {args.seed} (2 spws x 64 channels, 25 antennas); "
+          f"{len(runs[0].jobs)} jobs, {calls[0]} CASA task calls"
+          + ("" if len(set(calls)) == 1 else f" (the runs recorded {calls} calls: not the same work!)"))
+    print("\nsystem (one CASA thread per worker; times in s, shares of the jobs' time plus idle time):")
+    print_accounts(runs, accounts)
+    print(f"\nper kind of job, {runs[0].imaging_workers}-worker run "
+          "(start = process start and CASA import; other = non-task work in CASA):")
+    print_jobs(runs[0])
+
+    print(f"\nserial script: the {calls[0]} recorded task calls replayed in one process, one replay per thread "
+          "count; the package unpacked before the clock, each download linked to the earlier output it was")
+    for threads, (wall, serial) in serials.items():
+        label = "CASA's choice (all cores)" if threads == 0 else str(threads)
+        print(f"  OpenMP threads {label}: task calls {serial.calls_s:.1f} s + process start and CASA import "
+              f"{wall - serial.calls_s:.1f} s = {wall:.1f} s")
+    serial_threads, (serial_wall, _) = min(serials.items(), key=lambda item: item[1][0])
+    print(f"  not replayed: the CASA steps' work without task calls (casatools, ducc0 dirty cubes, statistics, "
+          f"unpacking): {_seconds(non_task)} s in the {runs[0].imaging_workers}-worker run")
+    estimate = serial_wall + non_task if non_task is not None else None
+    threads_label = "CASA's choice" if serial_threads == 0 else serial_threads
+    print(f"  baseline: the fastest replay ({serial_wall:.1f} s, threads {threads_label})"
+          + (f"; with that non-task work added, a serial estimate of {estimate:.1f} s" if estimate else ""))
+
+    print("\nratios (wall time):")
+    by_workers = {run.imaging_workers: a for run, a in zip(runs, accounts, strict=True)}
+    for workers, a in by_workers.items():
+        versus = f"{a.mous_wall_s / serial_wall:.2f}"
+        if estimate is not None:
+            versus += f"   (vs serial incl. non-task work {estimate:.1f} s: {a.mous_wall_s / estimate:.2f})"
+        print(f"  {workers} imaging worker(s) / serial script: {versus}")
+    if 1 in by_workers and 2 in by_workers:
+        print(f"  1 worker / 2 workers: MOUS {by_workers[1].mous_wall_s / by_workers[2].mous_wall_s:.2f}x, "
+              f"imaging phase {by_workers[1].imaging_wall_s / by_workers[2].imaging_wall_s:.2f}x")
+    if 2 in by_workers:
+        two = by_workers[2]
+        ratio = two.mous_wall_s / serial_wall
+        print(f"targets: 2 workers <= {TARGET_SPEEDUP_RATIO} x serial: {ratio:.2f} "
+              f"({'met' if ratio <= TARGET_SPEEDUP_RATIO else 'not met'}); outside CASA task calls <= "
+              f"{100 * TARGET_OUTSIDE_FRACTION:.0f} %: {100 * two.outside_task_calls:.0f} % "
+              f"({'met' if two.outside_task_calls <= TARGET_OUTSIDE_FRACTION else 'not met'})")
     return 0
 
 
