@@ -1,6 +1,6 @@
 """Fixtures of the calibration tests: an uncalibrated simulated MOUS (raw DATA with the injected gain
-errors; its tables are never applied), a bright target without calibrators for self-calibration, real
-VLA Measurement Sets without intents, and CASA in-process."""
+errors; its tables are never applied), the same with a broken antenna, a bright target without
+calibrators for self-calibration, real VLA Measurement Sets without intents, and CASA in-process."""
 
 import shutil
 from pathlib import Path
@@ -27,6 +27,18 @@ def uncalibrated_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("uncalibrated-mous")
     generated = generate_mous(root / "mous", seed=2, calibrated=False)
     assert generated.truth.gains is not None and not generated.truth.calibrated
+    return generated
+
+
+@pytest.fixture(scope="session")
+def bad_antenna_mous(casa_tools, tmp_path_factory: pytest.TempPathFactory):
+    """The 'bad_antenna' scenario with seed 2: the uncalibrated default MOUS with one antenna (DA45 in truth)
+    whose gain takes a random phase and a 5-60 % amplitude in every integration, its data left unflagged."""
+    from aperture_testdata.generator import generate_mous
+
+    root: Path = tmp_path_factory.mktemp("bad-antenna-mous")
+    generated = generate_mous(root / "mous", seed=2, scenario="bad_antenna")
+    assert generated.truth.gains is not None and generated.truth.broken_antenna is not None
     return generated
 
 

@@ -130,6 +130,20 @@ def test_flagging_takes_the_edge_channels_and_the_solutions_are_strong(calibrate
         assert statistics.median_snr is not None and statistics.median_snr > 50, statistics
 
 
+def test_no_antenna_of_a_working_array_is_an_outlier_and_none_is_flagged(calibrated):
+    plan, record, run = calibrated
+    decision = record.gain_outliers
+
+    assert decision.flagged == [] and decision.outliers == [] and decision.compared == 25
+    # Per-integration phases of working antennas change by a few degrees (the reference antenna's by none).
+    jumps = [a.phase_jump_rms_deg for a in decision.antennas]
+    assert all(jump is not None and jump < 6 for jump in jumps), jumps
+    assert decision.median_phase_jump_deg is not None and 0.5 < decision.median_phase_jump_deg < 4
+    assert decision.worst is not None and decision.worst.severity < 0.5
+    assert not any("GAIN_OUTLIER" in str(call.parameters.get("inpfile")) for call in run.calls)
+    assert record.flagged_fraction_before_applycal == record.flagged_fraction_after_flagging
+
+
 def test_the_calibrated_ms_holds_the_calibrated_data_in_data_only(calibrated):
     _, record, _ = calibrated
     info = describe_measurement_set(Path(record.output_ms))

@@ -106,6 +106,10 @@ async def test_an_uncalibrated_mous_is_calibrated_end_to_end_and_its_calibrated_
     assert {q.metric.name for q in done.qa} >= {
         "flagged_fraction", "median_solution_snr", "flagged_solution_fraction", "phase_scatter_after_deg",
     }  # fmt: skip
+    # The antennas' gains were compared and none is an outlier: nothing flagged beyond the deterministic.
+    (antennas,) = [q for q in done.qa if q.message.startswith("no antenna's gains are outliers (25 compared)")]
+    assert antennas.score == 1.0
+    assert not any("GAIN_OUTLIER" in str(call.parameters.get("inpfile")) for call in done.casa_calls)
     # The calibrated MS replaces the ingested one; the four applied tables are stored beside it.
     (calibrated_ref,) = result.measurement_sets
     assert calibrated_ref.key == f"{job.output_prefix}measurement_sets/{ms.name}.tar"

@@ -4,10 +4,13 @@ Per MS, decided from the ingest metadata (plan.py), and where that cannot tell, 
 - the MOUS was restored at ingest (metadata.calibrated): mode RESTORED, the MSs pass through as they
   are (the same objects, nothing stored again);
 - it has calibrator intents: the ALMA-style sequence (sequence.py) in one CASA step, the calibrated MS
-  and the applied tables stored under the job's prefix, mode CALIBRATED. Unless its DATA turn out to be
-  calibrated already (an archive's calibrated split, intents kept): the phase calibrators' phases then
-  scatter a few degrees about zero where raw data scatter by ~100 (steps.CALIBRATED_PHASE_SCATTER_DEG),
-  and the MS passes through unchanged as ALREADY_CALIBRATED rather than being calibrated again;
+  and the applied tables stored under the job's prefix, mode CALIBRATED. Antennas whose gains on the
+  calibrators are outliers (gain_outliers.py) are flagged there before the targets are calibrated; the
+  summary names them with the figures, and a QA score below green says an antenna was lost. Unless its
+  DATA turn out to be calibrated already (an archive's calibrated split, intents kept): the phase
+  calibrators' phases then scatter a few degrees about zero where raw data scatter by ~100
+  (steps.CALIBRATED_PHASE_SCATTER_DEG), and the MS passes through unchanged as ALREADY_CALIBRATED
+  rather than being calibrated again;
 - it has none: calibrated data cannot be told from uncalibrated by the visibilities alone (there is no
   calibrator whose phases should be zero), so the rule is: a CORRECTED_DATA column that differs from
   DATA is a calibration the observatory applied (ALREADY_CALIBRATED: that column is split out and
@@ -336,8 +339,11 @@ def record_scores(plan: CalibrationPlan, record: CalibrationRecord) -> list[QASc
     name = plan.ms_name
     scores = [
         qa.flagging_score(record.flagged_fraction_after_flagging, record.edge_channel_share, name),
-        qa.applycal_flagging_score(record.flagged_fraction_after_flagging, record.flagged_fraction_calibrated, name),
+        qa.applycal_flagging_score(record.flagged_fraction_before_applycal, record.flagged_fraction_calibrated, name),
     ]
+    antenna_gains = qa.antenna_gains_score(record.gain_outliers, name)
+    if antenna_gains is not None:
+        scores.append(antenna_gains)
     for statistics in record.solutions:
         scores.append(qa.snr_score(statistics, plan.min_snr, name))
         scores.append(qa.flagged_solutions_score(statistics, name))
@@ -366,5 +372,7 @@ def calibrated_summary(plan: CalibrationPlan, record: CalibrationRecord) -> str:
     parts.extend(
         f"phase scatter of {s.field} {s.before_deg:.1f} -> {s.after_deg:.2f} deg" for s in record.phase_scatter
     )
+    if record.gain_outliers.outliers:
+        parts.append(record.gain_outliers.summary())
     parts.extend(missing.message for missing in plan.missing)
     return "; ".join(parts) + "."

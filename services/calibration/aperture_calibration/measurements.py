@@ -1,11 +1,12 @@
 """Measurements on a Measurement Set and on calibration tables, for QA and for choices the sequence makes
-(the reference antenna, whether CORRECTED_DATA holds a calibration). Runs inside the CASA child process.
+(the reference antenna, outlier antennas, whether CORRECTED_DATA holds a calibration). Runs inside the CASA
+child process; the arithmetic on solutions (GainSolutions onwards) needs numpy only.
 
 Visibilities are read per data description (spw x polarisation setup), because a column's cell shape is
 fixed only within one, and in bounded blocks of rows, so that a large MS is read in bounded memory.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,15 +106,21 @@ def reference_antennas(vis: Path, flagged_per_antenna: dict[str, float], count: 
     return [names[i] for i in usable[:count]]
 
 
-def solution_statistics(table_path: Path, kind: str, edge_channels: dict[int, int] | None = None) -> SolutionStatistics:
+def solution_statistics(
+    table_path: Path, kind: str, edge_channels: dict[int, int] | None = None, left_out_antennas: Collection[str] = ()
+) -> SolutionStatistics:
     """Median SNR over the unflagged solutions (per antenna, polarisation, channel and time) and the
     fraction of solutions flagged (below the minimum SNR, or without data).
 
-    edge_channels (spw id -> channels at each edge): channels left out of both numbers, because the
-    data there were flagged on purpose (a bandpass has no solution in them by design). Read one spw at
-    a time: a bandpass table's cells are as wide as their spw."""
+    edge_channels (spw id -> channels at each edge) and left_out_antennas (names): left out of both
+    numbers, because their data were flagged on purpose (a bandpass has no solution in the edge channels
+    by design; an outlier antenna has none at all, and its loss has its own QA score). Read one spw at a
+    time: a bandpass table's cells are as wide as their spw."""
     snrs: list[np.ndarray] = []
     counted, flagged = 0, 0
+    with open_table(table_path / "ANTENNA") as table:
+        names = [str(name) for name in table.getcol("NAME")]
+    left_out = [index for index, name in enumerate(names) if name in frozenset(left_out_antennas)]
     with open_table(table_path) as table:
         spws = sorted({int(s) for s in table.getcol("SPECTRAL_WINDOW_ID")}) if table.nrows() else []
         for spw in spws:
@@ -121,8 +128,10 @@ def solution_statistics(table_path: Path, kind: str, edge_channels: dict[int, in
             try:
                 snr = np.asarray(selection.getcol("SNR"))  # (polarisation, channel, row)
                 flags = np.asarray(selection.getcol("FLAG"))
+                kept = ~np.isin(np.asarray(selection.getcol("ANTENNA1")), left_out)
             finally:
                 selection.close()
+            snr, flags = snr[..., kept], flags[..., kept]
             edge = (edge_channels or {}).get(spw, 0)
             if edge and snr.shape[1] > 2 * edge:
                 snr, flags = snr[:, edge : snr.shape[1] - edge], flags[:, edge : flags.shape[1] - edge]
@@ -221,3 +230,142 @@ def compare_corrected_with_data(vis: Path, rows_wanted: int = 20_000) -> Correct
         differing_fraction=differing / compared if compared else 0.0,
         median_ratio=round(ratio, 6) if ratio is not None else None,
     )
+
+
+class AntennaGainStability(BaseModel):
+    """One antenna's gain solutions on the calibrators over time (None where there was nothing to measure).
+
+    phase_jump_rms_deg: rms of the phase change from one integration to the next within a scan, from the
+        per-integration phase table: a working antenna's phase follows the atmosphere smoothly (a degree or
+        two per integration), a broken LO or receiver jumps by tens of degrees.
+    amplitude_ratio: median over the per-scan amplitude solutions of |g| / the array's median |g| in the
+        same solution interval (field, spw, polarisation): a dead or saturated amplifier shows as a low or
+        high ratio, as in the ALMA pipeline's hif_lowgainflag.
+    amplitude_scatter: standard deviation of ln(that ratio) from scan to scan, within each spw and
+        polarisation (pooled): an amplitude that changes erratically (0.1 is 10 %)."""
+
+    antenna: str
+    phase_jump_rms_deg: float | None = None
+    phase_jumps: int = 0
+    amplitude_ratio: float | None = None
+    amplitude_scatter: float | None = None
+    amplitude_solutions: int = 0
+
+
+@dataclass(frozen=True)
+class GainSolutions:
+    """The rows of an antenna-based gain table (one channel per solution, as gaincal writes)."""
+
+    antenna: np.ndarray  # (row,) ANTENNA1
+    spw: np.ndarray
+    field: np.ndarray
+    scan: np.ndarray
+    time: np.ndarray
+    gains: np.ndarray  # (polarisation, row), complex
+    flags: np.ndarray  # (polarisation, row), bool
+
+
+def read_gain_solutions(table_path: Path) -> tuple[GainSolutions, list[str]]:
+    """A gaincal table's solutions and the names of the antennas its ANTENNA1 indexes."""
+    with open_table(table_path) as table:
+        columns = {
+            name: np.asarray(table.getcol(name))
+            for name in ("ANTENNA1", "SPECTRAL_WINDOW_ID", "FIELD_ID", "SCAN_NUMBER", "TIME", "CPARAM", "FLAG")
+        }
+    with open_table(table_path / "ANTENNA") as table:
+        names = [str(name) for name in table.getcol("NAME")]
+    solutions = GainSolutions(
+        antenna=columns["ANTENNA1"], spw=columns["SPECTRAL_WINDOW_ID"], field=columns["FIELD_ID"],
+        scan=columns["SCAN_NUMBER"], time=columns["TIME"],
+        gains=columns["CPARAM"][:, 0, :], flags=columns["FLAG"][:, 0, :],
+    )  # fmt: skip
+    return solutions, names
+
+
+def phase_jumps_deg(solutions: GainSolutions) -> dict[int, np.ndarray]:
+    """Per antenna index, the phase changes (degrees, wrapped to +-180) between consecutive unflagged
+    solutions of the same spw, field, scan and polarisation: in a per-integration table, the change from
+    one integration to the next. Never across scans, where the calibrator or the setup changes."""
+    order = np.lexsort((solutions.time, solutions.scan, solutions.field, solutions.spw, solutions.antenna))
+    antenna, spw, field, scan = (column[order] for column in
+                                 (solutions.antenna, solutions.spw, solutions.field, solutions.scan))  # fmt: skip
+    gains, flags = solutions.gains[:, order], solutions.flags[:, order]
+    same_interval = (
+        (antenna[1:] == antenna[:-1]) & (spw[1:] == spw[:-1]) & (field[1:] == field[:-1]) & (scan[1:] == scan[:-1])
+    )
+    jumps: dict[int, list[np.ndarray]] = {}
+    for polarisation in range(gains.shape[0]):
+        usable = same_interval & ~flags[polarisation, 1:] & ~flags[polarisation, :-1]
+        change = np.degrees(np.angle(gains[polarisation, 1:] * np.conj(gains[polarisation, :-1])))
+        for index in np.unique(antenna[1:][usable]):
+            jumps.setdefault(int(index), []).append(change[usable & (antenna[1:] == index)])
+    return {index: np.concatenate(parts) for index, parts in jumps.items()}
+
+
+def amplitude_ratios(solutions: GainSolutions) -> dict[int, list[np.ndarray]]:
+    """Per antenna index, |g| / the median |g| of all antennas in the same solution interval (time, spw,
+    field) and polarisation, over unflagged, non-zero solutions: one series in time order per spw and
+    polarisation. Relative to the array, so that the calibrator's flux and the interval's common gain
+    drop out; kept apart per spw and polarisation, whose receivers' gains differ by a constant."""
+    amplitude = np.abs(solutions.gains)
+    usable = ~solutions.flags & (amplitude > 0)
+    keys = np.stack([solutions.time, solutions.spw, solutions.field])
+    _, interval = np.unique(keys, axis=1, return_inverse=True)
+    interval = interval.ravel()
+    ratios = np.full(amplitude.shape, np.nan)
+    for polarisation in range(amplitude.shape[0]):
+        for index in np.unique(interval):
+            rows = (interval == index) & usable[polarisation]
+            if rows.any():
+                ratios[polarisation, rows] = amplitude[polarisation, rows] / np.median(amplitude[polarisation, rows])
+    found: dict[int, list[np.ndarray]] = {}
+    for index in np.unique(solutions.antenna):
+        for spw in np.unique(solutions.spw):
+            rows = np.flatnonzero((solutions.antenna == index) & (solutions.spw == spw))
+            rows = rows[np.argsort(solutions.time[rows], kind="stable")]
+            for polarisation in range(amplitude.shape[0]):
+                series = ratios[polarisation, rows]
+                series = series[np.isfinite(series)]
+                if series.size:
+                    found.setdefault(int(index), []).append(series)
+    return found
+
+
+def log_scatter(series: list[np.ndarray]) -> float | None:
+    """The scatter of ln(values) about each series' own mean, pooled over the series (one degree of
+    freedom lost per series); None without two values in some series."""
+    deviations = [np.log(values) - np.mean(np.log(values)) for values in series if values.size > 1]
+    freedom = sum(d.size - 1 for d in deviations)
+    if not freedom:
+        return None
+    return float(np.sqrt(sum(float(np.sum(d**2)) for d in deviations) / freedom))
+
+
+def gain_stability(phase_int: GainSolutions, amplitude: GainSolutions, names: list[str]) -> list[AntennaGainStability]:
+    """Per antenna with any solution (AntennaGainStability), from the per-integration phase table and the
+    per-scan amplitude table of the calibrators."""
+    jumps, ratios = phase_jumps_deg(phase_int), amplitude_ratios(amplitude)
+    stability = []
+    for index in sorted(set(np.unique(phase_int.antenna).tolist()) | set(np.unique(amplitude.antenna).tolist())):
+        antenna_jumps, series = jumps.get(int(index)), ratios.get(int(index), [])
+        all_ratios = np.concatenate(series) if series else np.empty(0)
+        scatter = log_scatter(series)
+        stability.append(
+            AntennaGainStability(
+                antenna=names[int(index)],
+                phase_jump_rms_deg=round(float(np.sqrt(np.mean(antenna_jumps**2))), 3)
+                if antenna_jumps is not None else None,
+                phase_jumps=0 if antenna_jumps is None else int(antenna_jumps.size),
+                amplitude_ratio=round(float(np.median(all_ratios)), 4) if all_ratios.size else None,
+                amplitude_scatter=round(scatter, 4) if scatter is not None else None,
+                amplitude_solutions=int(all_ratios.size),
+            )
+        )  # fmt: skip
+    return stability
+
+
+def antenna_gain_stability(phase_int_table: Path, amplitude_table: Path) -> list[AntennaGainStability]:
+    """gain_stability from the two tables on disk."""
+    phase_int, names = read_gain_solutions(phase_int_table)
+    amplitude, _ = read_gain_solutions(amplitude_table)
+    return gain_stability(phase_int, amplitude, names)

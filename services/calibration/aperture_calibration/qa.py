@@ -8,7 +8,8 @@ solution SNR    per table, the median SNR of its unflagged solutions: 0 at the s
 flagged         per table, the fraction f of its solutions flagged (edge channels left out):
   solutions     max(0, 1 - 2 f): 5 % flagged is 0.9, a third flagged is red.
 applycal        the fraction d of the data that applycal flagged for want of a solution
-  flagging      (flagged after calibration - flagged after flagging): max(0, 1 - 2 d).
+  flagging      (flagged after calibration - flagged before applycal, i.e. after the deterministic and
+                the outlier-antenna flagging): max(0, 1 - 2 d).
 phase scatter   per phase calibrator, the rms phase (degrees) of its channel-averaged visibilities after
                 applycal: 1.0 up to 10 deg, falling linearly to 0 at 60 deg (a residual of tens of
                 degrees decorrelates the targets' images). The metric is the scatter after; the message
@@ -21,6 +22,14 @@ restored        1.0: calibrated at ingest from the archive's own tables (the res
 delivered       0.75 (blue): the MS was delivered calibrated (CORRECTED_DATA differs from DATA, or the phase
   calibrated    calibrators' phases in DATA already scatter little about zero); it is used as it is, and
                 nothing here checks that calibration beyond the sign that it exists.
+antenna gains   per MS, from the calibrators' solutions (gain_outliers.py): 1.0 when no antenna is an
+                outlier, the message naming the least stable antenna and the metric its worst figure; when
+                outlier antennas were flagged, 0.90 - 2 x the fraction of baselines lost (one antenna of 25:
+                0.74, blue: the data are clean but an antenna is lost; two: 0.59; five: 0.17); 0.30 (red)
+                when too many antennas are outliers to flag; 0.60 (yellow) when no antenna stands out but
+                the array's median phase jumps by more than the outlier floor between integrations (a
+                reference antenna, weather or calibrators that per-scan phases cannot follow). Not scored
+                when fewer than gain_outliers.MIN_ANTENNAS antennas have solutions.
 self-           per MS and science target (selfcal_plan.py), information rather than a verdict on the data:
   calibration   applied 1.0, the metric the improvement of peak/rms; not attempted (SNR too low, a mosaic)
                 0.95; attempted but no round improved the image 0.92 (still green: the image is as the
@@ -31,6 +40,7 @@ self-           per MS and science target (selfcal_plan.py), information rather 
 from aperture_contracts.qa import QAMetric, QAScore
 from aperture_contracts.selfcal import SelfCalibrationOutcome, SelfCalibrationRecord
 
+from aperture_calibration.gain_outliers import PHASE_JUMP_FLOOR_DEG, GainOutlierDecision, GainTest
 from aperture_calibration.measurements import PhaseScatter, SolutionStatistics
 from aperture_calibration.plan import CalibrationPlan, CalibratorRole, FluxReference, MissingRole
 
@@ -42,6 +52,14 @@ PHASE_SCATTER_ALL_BAD_DEG = 60.0
 MISSING_ROLE_SCORES = {CalibratorRole.FLUX: 0.30, CalibratorRole.BANDPASS: 0.50, CalibratorRole.PHASE: 0.50}
 RELATIVE_FLUX_SCORE = 0.50
 DELIVERED_CALIBRATED_SCORE = 0.75
+ANTENNAS_FLAGGED_BEST_SCORE = 0.90
+TOO_MANY_OUTLIERS_SCORE = 0.30
+UNSTABLE_ARRAY_SCORE = 0.60
+GAIN_METRICS = {
+    GainTest.PHASE_JUMPS: ("phase_jump_rms_deg", "deg"),
+    GainTest.AMPLITUDE_LEVEL: ("amplitude_ratio_to_array_median", ""),
+    GainTest.AMPLITUDE_SCATTER: ("amplitude_scatter_ln", ""),
+}
 
 
 def _clip(value: float) -> float:
@@ -86,8 +104,8 @@ def flagged_solutions_score(statistics: SolutionStatistics, applies_to: str) -> 
     )
 
 
-def applycal_flagging_score(flagged_after_flagging: float, flagged_calibrated: float, applies_to: str) -> QAScore:
-    added = max(0.0, flagged_calibrated - flagged_after_flagging)
+def applycal_flagging_score(flagged_before_applycal: float, flagged_calibrated: float, applies_to: str) -> QAScore:
+    added = max(0.0, flagged_calibrated - flagged_before_applycal)
     return QAScore(
         score=_clip(1.0 - 2.0 * added),
         message=f"applycal flagged {added:.1%} of the visibilities for want of a calibration solution",
@@ -108,6 +126,42 @@ def phase_scatter_score(scatter: PhaseScatter, applies_to: str) -> QAScore:
         f"{after:.2f} deg after",
         metric=QAMetric(name="phase_scatter_after_deg", value=round(after, 3), unit="deg"),
         applies_to=f"{applies_to} {scatter.field}",
+    )
+
+
+def antenna_gains_score(decision: GainOutlierDecision, applies_to: str) -> QAScore | None:
+    worst = decision.worst
+    if worst is None:
+        return None
+    if decision.flagged:
+        n, k = decision.compared, len(decision.flagged)
+        lost = (k * (n - k) + k * (k - 1) / 2) / (n * (n - 1) / 2)
+        score = ANTENNAS_FLAGGED_BEST_SCORE - 2.0 * lost
+        message = (
+            f"{decision.summary()} ({k} of {n} antennas flagged in every field, {lost:.0%} of the baselines; "
+            "the calibration was solved again without them)"
+        )
+    elif decision.outliers:
+        score, message = TOO_MANY_OUTLIERS_SCORE, decision.summary()
+    elif decision.median_phase_jump_deg is not None and decision.median_phase_jump_deg > PHASE_JUMP_FLOOR_DEG:
+        score = UNSTABLE_ARRAY_SCORE
+        message = (
+            f"the array's phases jump {decision.median_phase_jump_deg:.1f} deg rms between integrations (median "
+            "antenna): per-scan phases cannot follow that onto the targets (an unstable reference antenna or "
+            "atmosphere, or calibrators too weak per integration)"
+        )
+    else:
+        score = 1.0
+        message = (
+            f"no antenna's gains are outliers ({decision.compared} compared); the least stable, {worst.antenna}: "
+            f"{worst.description}"
+        )
+    name, unit = GAIN_METRICS[worst.test]
+    return QAScore(
+        score=_clip(score),
+        message=message,
+        metric=QAMetric(name=name, value=round(worst.value, 4), unit=unit),
+        applies_to=f"{applies_to} {worst.antenna}",
     )
 
 

@@ -13,6 +13,10 @@ inside the CASA child process; every task goes through `CasaCallLog.task`, so th
    themselves, and per scan (solint 'inf') on the targets' gain calibrators, to be interpolated onto
    the targets (per-integration phases would carry their thermal noise onto them).
 6. gaincal amplitude per scan on every calibrator, through the bandpass and the per-integration phases.
+   Then the antennas whose gains are outliers (gain_outliers.py: phases that jump between integrations,
+   amplitudes far from the array's) are flagged in every field (flagdata, reason GAIN_OUTLIER), and steps
+   4-6 are solved again without them, so that no table depends on a broken antenna and the targets lose
+   its scrambled baselines. One round, as the ALMA pipeline's hif_lowgainflag.
 7. fluxscale: the amplitude gains of the other calibrators scaled to the flux reference's model.
 8. applycal: each calibrator with its own solutions; each target with its gain calibrator's per-scan
    phases and scaled amplitudes (gainfield), interpolated linearly in time; the bandpass everywhere.
@@ -31,9 +35,12 @@ from aperture_shared.casa.calls import CasaCallLog
 from aperture_shared.errors import BadInput
 from pydantic import BaseModel
 
+from aperture_calibration.gain_outliers import GainOutlierDecision, decide_gain_outliers
 from aperture_calibration.measurements import (
+    FlagSummary,
     PhaseScatter,
     SolutionStatistics,
+    antenna_gain_stability,
     flag_summary,
     phase_scatter_deg,
     reference_antennas,
@@ -64,6 +71,8 @@ class CalibrationRecord(BaseModel):
     flagged_fraction_before: float
     flagged_fraction_after_flagging: float
     edge_channel_share: float  # of all visibilities: the spw edges flagged on purpose
+    gain_outliers: GainOutlierDecision  # on the first solutions; its flagged antennas were solved without
+    flagged_fraction_before_applycal: float  # deterministic flagging plus the outlier antennas
     flagged_fraction_calibrated: float  # of the split MS: flagging plus data without solutions
     model_flux: list[ModelFlux]
     derived_flux: list[ModelFlux]
@@ -107,10 +116,16 @@ def calibrate(
         )
     model_flux = set_flux_model(vis, plan.flux, calls)
     tables = _Tables(tables_dir, plan.ms_name)
-    refant = ",".join(refants)
-    solutions = solve(vis, plan, tables, refant, calls)
+    solutions = solve(vis, plan, tables, ",".join(refants), calls)
+    outliers = decide_gain_outliers(antenna_gain_stability(tables.phase_int, tables.amplitude))
+    before_applycal = flagged
+    if outliers.flagged:
+        before_applycal = flag_outlier_antennas(vis, outliers.flagged, calls)
+        refants = reference_antennas(vis, before_applycal.per_antenna)
+        tables = _Tables(tables_dir, plan.ms_name)
+        solutions = solve(vis, plan, tables, ",".join(refants), calls, outliers.flagged)
     derived_flux, flux_table = transfer_flux_scale(vis, plan, tables, calls)
-    solutions.append(solution_statistics(flux_table, "flux-scaled amplitude per scan"))
+    solutions.append(solution_statistics(flux_table, "flux-scaled amplitude per scan", None, outliers.flagged))
     checked = plan.phase_calibrators or plan.gain_sources
     before_deg = {field.name: phase_scatter_deg(vis, field.ids, "DATA") for field in checked}
     applied = apply(vis, plan, tables, flux_table, calls)
@@ -131,6 +146,8 @@ def calibrate(
         flagged_fraction_before=round(before.flagged_fraction, 5),
         flagged_fraction_after_flagging=round(flagged.flagged_fraction, 5),
         edge_channel_share=round(flagged.edge_share(plan.edge_channels, plan.num_channels), 5),
+        gain_outliers=outliers,
+        flagged_fraction_before_applycal=round(before_applycal.flagged_fraction, 5),
         flagged_fraction_calibrated=round(calibrated.flagged_fraction, 5),
         model_flux=model_flux,
         derived_flux=derived_flux,
@@ -149,6 +166,18 @@ def deterministic_flag_commands(plan: CalibrationPlan) -> list[str]:
     if plan.edge_flag_selection:
         commands.append(f"mode='manual' spw='{plan.edge_flag_selection}' reason='SPW_EDGES'")
     return commands
+
+
+def flag_outlier_antennas(vis: Path, antennas: list[str], calls: CasaCallLog) -> FlagSummary:
+    """Flag every baseline of `antennas` in every field and spw (their gains are outliers on the
+    calibrators: gain_outliers.py); returns the flag summary afterwards, which the reference antennas
+    and the applycal QA start from."""
+    selection = ",".join(antennas)
+    calls.task(
+        "flagdata", vis=str(vis), mode="list", inpfile=[f"mode='manual' antenna='{selection}' reason='GAIN_OUTLIER'"],
+        flagbackup=False,
+    )  # fmt: skip
+    return flag_summary(calls.task("flagdata", vis=str(vis), mode="summary"))
 
 
 def set_flux_model(vis: Path, flux: FluxReference, calls: CasaCallLog) -> list[ModelFlux]:
@@ -181,9 +210,11 @@ def set_flux_model(vis: Path, flux: FluxReference, calls: CasaCallLog) -> list[M
 
 
 def solve(
-    vis: Path, plan: CalibrationPlan, tables: _Tables, refant: str, calls: CasaCallLog
+    vis: Path, plan: CalibrationPlan, tables: _Tables, refant: str, calls: CasaCallLog,
+    flagged_antennas: list[str] | None = None,
 ) -> list[SolutionStatistics]:
-    """Steps 4-6: bandpass, phases (per integration and per scan) and amplitudes per scan."""
+    """Steps 4-6: bandpass, phases (per integration and per scan) and amplitudes per scan. The statistics
+    leave out flagged_antennas (outliers flagged on purpose)."""
     common = {"vis": str(vis), "spw": plan.spw_selection, "refant": refant, "minsnr": plan.min_snr}
     calibrators = ",".join(field.selection for field in plan.calibrators)
     calls.task(
@@ -212,12 +243,13 @@ def solve(
         gaintable=[str(tables.bandpass), str(tables.phase_int)], interp=[BANDPASS_INTERP, GAIN_INTERP], **common,
     )
     _require(tables.amplitude, plan, "per-scan amplitudes on the calibrators")
+    left_out = flagged_antennas or []
     statistics = [
-        solution_statistics(tables.bandpass, "bandpass", plan.edge_channels),
-        solution_statistics(tables.phase_int, "phase per integration"),
+        solution_statistics(tables.bandpass, "bandpass", plan.edge_channels, left_out),
+        solution_statistics(tables.phase_int, "phase per integration", None, left_out),
     ]
     if plan.targets:
-        statistics.append(solution_statistics(tables.phase_inf, "phase per scan"))
+        statistics.append(solution_statistics(tables.phase_inf, "phase per scan", None, left_out))
     return statistics
 
 
