@@ -72,17 +72,26 @@ def test_image_covers_the_primary_beam_down_to_the_chosen_level():
     assert imsize_for_pb_level(fwhm, 0.5, cell) < size
 
 
-def test_fractional_bandwidth_decides_between_hogbom_and_mtmfs():
+def test_fractional_bandwidth_decides_between_multiscale_and_mtmfs():
     # The simulated MOUS: two band-6 spws 10 GHz apart, under 5 %.
     assert fractional_bandwidth(220.02e9, 230.92e9) == pytest.approx(0.0484, abs=1e-3)
-    assert choose_deconvolver(ImagingKind.CONT, 0.0484) == heuristics.Deconvolver("hogbom", 1)
+    assert choose_deconvolver(ImagingKind.CONT, 0.0484) == heuristics.Deconvolver("multiscale", 1)
     # Band 3 with spws spread over 84-100 GHz: 17 %.
     assert fractional_bandwidth(84e9, 100e9) == pytest.approx(0.174, abs=1e-3)
     assert choose_deconvolver(ImagingKind.CONT, 0.174) == heuristics.Deconvolver("mtmfs", 2)
     assert choose_deconvolver(ImagingKind.MFS, 0.11).multiterm
     assert not choose_deconvolver(ImagingKind.MFS, 0.099).multiterm
     # Cube planes are narrow whatever the spw's span.
-    assert choose_deconvolver(ImagingKind.CUBE, 0.2) == heuristics.Deconvolver("hogbom", 1)
+    assert choose_deconvolver(ImagingKind.CUBE, 0.2) == heuristics.Deconvolver("multiscale", 1)
+
+
+def test_multiscale_scales_are_a_point_the_beam_and_three_beams_in_pixels():
+    # A 1.5" beam in 0.3" pixels: 0, 5 and 15 pixels.
+    assert heuristics.multiscale_scales(1.5, 0.3, [150, 150]) == [0, 5, 15]
+    # A small image keeps only the scales up to a quarter of its side.
+    assert heuristics.multiscale_scales(1.5, 0.3, [40, 48]) == [0, 5]
+    assert heuristics.Deconvolver("multiscale", 1).multiscale and heuristics.Deconvolver("mtmfs", 2).multiscale
+    assert not heuristics.Deconvolver("hogbom", 1).multiscale
 
 
 def test_deconvolver_overrides_win():

@@ -26,6 +26,12 @@ DEFAULT_PB_LEVEL = 0.2
 DEFAULT_ROBUST = 0.5
 # Clean down to this many times the theoretical sensitivity (times the dynamic-range correction).
 THRESHOLD_SIGMAS = 4.0
+# Multi-scale clean's scales, in beams: point-like (0), the beam, and three beams. A single-scale (Hogbom)
+# clean of a resolved source stops at the threshold with much of its flux still in the residual, where the
+# restored image counts it per dirty beam, whose area (sidelobes included) is far smaller than the clean
+# beam's: measured on the simulated disc (3" x 2", ~1.5 beams), Hogbom at 4 sigma recovered 80 % of its
+# integrated flux and these scales 94 %, with the point source's flux the same (+-1 %) either way.
+MULTISCALE_BEAMS = (0.0, 1.0, 3.0)
 # Above this fractional bandwidth the sky's spectral index changes the image across the band enough
 # that a single-term (flat-spectrum) model leaves residuals: use mtmfs with two Taylor terms.
 MTMFS_FRACTIONAL_BANDWIDTH = 0.10
@@ -107,12 +113,17 @@ class Deconvolver:
     def multiterm(self) -> bool:
         return self.name == "mtmfs"
 
+    @property
+    def multiscale(self) -> bool:
+        """Whether tclean takes scales: multiscale, and mtmfs (which is multi-scale when given them)."""
+        return self.name in ("multiscale", "mtmfs")
+
 
 def choose_deconvolver(
     kind: ImagingKind, frac_bandwidth: float, override_name: str | None = None, override_nterms: int | None = None
 ) -> Deconvolver:
-    """hogbom, or mtmfs with two terms for continuum images over more than 10 % fractional bandwidth.
-    Cubes never use mtmfs: each plane is narrow."""
+    """multiscale, or mtmfs with two terms for continuum images over more than 10 % fractional bandwidth
+    (given scales too, see multiscale_scales). Cubes never use mtmfs: each plane is narrow."""
     if override_name is not None:
         nterms = override_nterms or (2 if override_name == "mtmfs" else 1)
         return Deconvolver(override_name, nterms)
@@ -120,7 +131,16 @@ def choose_deconvolver(
         return Deconvolver("mtmfs", override_nterms or 2)
     if override_nterms is not None and override_nterms > 1:
         return Deconvolver("mtmfs", override_nterms)
-    return Deconvolver("hogbom", 1)
+    return Deconvolver("multiscale", 1)
+
+
+def multiscale_scales(beam_arcsec: float, cell_arcsec: float, imsize: list[int]) -> list[int]:
+    """Multi-scale clean's scales in pixels (MULTISCALE_BEAMS), distinct, and none wider than a quarter of
+    the image (a scale as wide as the image cannot be told from an offset)."""
+    beam_pixels = beam_arcsec / cell_arcsec
+    widest = min(imsize) / 4
+    scales = sorted({int(round(beams * beam_pixels)) for beams in MULTISCALE_BEAMS})
+    return [scale for scale in scales if scale <= widest] or [0]
 
 
 def dynamic_range_correction(peak_jy: float, sensitivity_jy: float) -> float:

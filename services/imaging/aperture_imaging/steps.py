@@ -323,7 +323,7 @@ def _plan_image(
     if cube and deconvolver.multiterm:
         raise BadInput(
             f"{product}: the overrides ask for {deconvolver.name} with {deconvolver.nterms} terms, which is for "
-            "continuum images; leave deconvolver and nterms unset for cubes (or use hogbom)"
+            "continuum images; leave deconvolver and nterms unset for cubes (or use multiscale or hogbom)"
         )
     weighting = Weighting(
         overrides.robust if overrides.robust is not None else heuristics.DEFAULT_ROBUST, overrides.uvtaper_arcsec
@@ -427,6 +427,9 @@ def _tclean_parameters(
     }
     if plan.deconvolver.multiterm:
         parameters["nterms"] = plan.deconvolver.nterms
+    if plan.deconvolver.multiscale:
+        beam = math.sqrt(plan.quick_beam.major_arcsec * plan.quick_beam.minor_arcsec)
+        parameters["scales"] = heuristics.multiscale_scales(beam, geometry.cell_arcsec, list(geometry.imsize))
     if kind == ImagingKind.CUBE:
         parameters |= {"specmode": "cube", "outframe": "LSRK", "perchanweightdensity": True, "restoringbeam": ""}
         if channels is None:
