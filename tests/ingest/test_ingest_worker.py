@@ -17,7 +17,7 @@ from aperture_contracts.jobs import IngestJob
 from aperture_contracts.reports import IngestReport
 from aperture_shared.messaging import DEAD_REASON_HEADER, Broker
 from aperture_shared.storage import ObjectStore, tar_directory
-from support.processes import stage_worker
+from support.processes import casa_step_processes, stage_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
 
@@ -67,15 +67,6 @@ async def _dispatch(broker: Broker, job: IngestJob) -> None:
     await broker.publish_model(
         topology.JOBS_EXCHANGE, Stage.INGEST.value, job, message_id=f"{job.job_id}:{job.attempt}"
     )
-
-
-def _casa_children(scratch: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if "aperture_shared.casa.child" in cmdline and str(scratch) in cmdline:
-            found.append(process)
-    return found
 
 
 async def test_a_real_vla_measurement_set_is_ingested_and_described(broker, events, workers, store, tmp_path):
@@ -186,9 +177,9 @@ async def test_a_worker_killed_mid_job_leaves_no_casa_process_and_the_job_comple
     await events.wait_for(lambda e: e.event_type == "job.started", what="the start")
     scratch = Path(env["APERTURE_CASA_SCRATCH_ROOT"])
     deadline = time.monotonic() + 60
-    while not _casa_children(scratch) and time.monotonic() < deadline:
+    while not casa_step_processes(scratch) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    children = _casa_children(scratch)
+    children = casa_step_processes(scratch)
     assert children, "the CASA step never started"
     first.kill()  # SIGKILL in the middle of the CASA step
     gone, alive = psutil.wait_procs(children, timeout=10)

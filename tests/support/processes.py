@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import urllib3
 
 BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
@@ -98,6 +99,22 @@ class ServiceProcess:
                 return True
             time.sleep(0.2)
         return text in self.log_text()
+
+
+def casa_step_processes(scratch: Path) -> list[psutil.Process]:
+    """The CASA processes running a job's step under `scratch`. A step's process works in the job's
+    directory there (one started for the step begins in it; a worker's prestarted one moves into it when
+    it takes the step), while a prestarted one still waiting for its step does not, and is not listed."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if "aperture_shared.casa.child" not in " ".join(process.info["cmdline"] or []):
+            continue
+        try:
+            if Path(process.cwd()).is_relative_to(scratch):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def coordinator(env: dict[str, str], log_dir: Path, **extra_env: str) -> ServiceProcess:

@@ -10,7 +10,7 @@ import pytest
 from aperture_contracts.enums import JobState, MousState, Stage
 from aperture_contracts.reports import IngestReport
 from aperture_testdata.measure import phase_scatter_deg
-from support.processes import BIN
+from support.processes import BIN, casa_step_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.casa, pytest.mark.slow]
 
@@ -187,8 +187,7 @@ def test_cancelling_a_running_mous_stops_its_casa_work_and_keeps_the_worker(syst
     scratch = Path(system.env["APERTURE_CASA_SCRATCH_ROOT"])
 
     def casa_children() -> list[psutil.Process]:
-        return [p for p in psutil.Process(worker.pid).children(recursive=True)
-                if "aperture_shared.casa.child" in " ".join(p.cmdline())]
+        return casa_step_processes(scratch)
 
     with system.client() as client:
         client.submit(generated_mous.package)
