@@ -216,12 +216,9 @@ async def run_casa_step(
     try:
         if prestarted is not None:
             await prestarted.replenish(environment, function)  # it imports CASA while this step runs
+        # Sampled before each wait, not after: a prestarted process can finish a small step within one
+        # interval, and its memory (CASA imported) must still be measured.
         while process.returncode is None:
-            try:
-                await asyncio.wait_for(process.wait(), timeout=_SAMPLE_INTERVAL_S)
-                break
-            except TimeoutError:
-                pass
             rss = _tree_rss_bytes(watched)
             peak = max(peak, rss)
             elapsed = time.monotonic() - started
@@ -239,6 +236,10 @@ async def run_casa_step(
                 _kill_tree(watched)
                 await process.wait()
                 break
+            try:
+                await asyncio.wait_for(process.wait(), timeout=_SAMPLE_INTERVAL_S)
+            except TimeoutError:
+                pass
     except asyncio.CancelledError:
         _kill_tree(watched)
         await process.wait()
