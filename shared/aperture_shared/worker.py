@@ -125,8 +125,14 @@ def worker_name() -> str:
 
 
 def completion_key(job: JobEnvelope) -> str:
-    """Where the completion event of one attempt is kept: its presence means the attempt is done."""
-    return f"{job.output_prefix}_completion/attempt-{job.attempt}.json"
+    """Where the completion event of one dispatch of an attempt is kept: its presence means it is done.
+
+    The key carries the message's creation time as well as the attempt: a copy of the same message (a
+    redelivery, or the relay publishing its outbox row again) finds the marker, but a coordinator whose
+    database was reset, dispatching attempt 1 again into a bucket that still holds an earlier run's
+    objects, does not mistake that run's marker for its own and re-send a stale event."""
+    dispatched = job.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{job.output_prefix}_completion/attempt-{job.attempt}-{dispatched}.json"
 
 
 class StageWorker(Generic[J]):

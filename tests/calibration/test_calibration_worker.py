@@ -19,6 +19,7 @@ from aperture_contracts.storage import ObjectRef
 from aperture_ingest.measurement_set import describe_measurement_set, merge_metadata
 from aperture_shared.messaging import Broker
 from aperture_shared.storage import ObjectStore
+from aperture_shared.worker import completion_key
 from aperture_testdata.measure import phase_scatter_deg
 from aperture_testdata.scenarios import INTENT_PHASE
 from support.events import EventCollector
@@ -153,7 +154,7 @@ async def test_a_restored_mous_and_a_calibrated_split_with_intents_pass_through_
     assert score.score == 1.0 and "calibration came from the archive's calibration tables" in score.message
     assert done.casa_calls == []
     stored_since = sorted(set(store.list("")) - set(before))
-    assert stored_since == [f"{job.output_prefix}_completion/attempt-1.json"]
+    assert stored_since == [completion_key(job)]
 
     # The same calibrated MS submitted without its tables (metadata.calibrated is False), as an archive's
     # calibrated split is: its calibrators' phases give it away, and it is not calibrated a second time.

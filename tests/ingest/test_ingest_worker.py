@@ -5,7 +5,7 @@ import asyncio
 import json
 import tarfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -141,6 +141,12 @@ async def test_a_job_delivered_twice_runs_once_and_reports_the_same_outputs(brok
     assert first.outputs == second.outputs
     assert len(events.of_type("job.started")) == 1, "the second delivery must not run the job again"
     assert len(list(store.list(job.output_prefix + "measurement_sets/"))) == 1
+
+    # The same attempt dispatched anew (a coordinator whose database was reset, over a bucket that kept
+    # the earlier run's objects) is a new dispatch: it runs, rather than re-sending the stale event.
+    await _dispatch(broker, job.model_copy(update={"created_at": job.created_at + timedelta(minutes=5)}))
+    await events.wait_for(lambda e: len(events.of_type("job.succeeded")) == 3, what="the new dispatch's event")
+    assert len(events.of_type("job.started")) == 2
 
 
 async def test_a_poison_message_is_dead_lettered_with_a_reason_and_its_job_reported_failed(
