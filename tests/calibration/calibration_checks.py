@@ -8,10 +8,17 @@ amplitude (flux scale included) and phase. The reference antenna's phase, which 
 determine, cancels in g1 conj(g2).
 """
 
+import asyncio
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from aperture_calibration.plan import CalibrationOptions, CalibrationPlan, plan_calibration
+from aperture_calibration.steps import CalibrationStepResult
+from aperture_contracts.jobs import FluxModel
+from aperture_ingest.measurement_set import describe_measurement_set
+from aperture_shared.casa.runner import CasaRun, run_casa_step
 from aperture_testdata.casa_runtime import casatools_module
 from aperture_testdata.gains import InjectedGains
 
@@ -83,3 +90,23 @@ def vector_averaged_amplitude(ms: Path, field: str, ddid: int) -> float:
     data, flags = rows["DATA"], rows["FLAG"]
     # XX and YY: the simulated MSs have only parallel hands.
     return float(np.abs(data[~flags].mean()))
+
+
+def calibrate_copy(
+    source_ms: Path, flux_models: list[FluxModel], work: Path
+) -> tuple[CalibrationPlan, CalibrationStepResult, CasaRun]:
+    """Calibrate a copy of `source_ms` under `work` with the calibration step in a CASA child process, as
+    the worker runs it. Returns the plan, the step's result and the CASA run."""
+    ms = work / "input" / source_ms.name
+    shutil.copytree(source_ms, ms)
+    plan = plan_calibration(describe_measurement_set(ms), flux_models, CalibrationOptions())
+    assert plan is not None, f"{ms.name} has calibrators: a plan was expected"
+    run = asyncio.run(
+        run_casa_step(
+            "aperture_calibration.steps:calibrate_measurement_set",
+            {"ms": str(ms), "plan": plan.model_dump(mode="json"), "tables_dir": str(work / "tables"),
+             "output": str(work / "calibrated" / ms.name)},
+            workdir=work / "casa", time_limit_s=300, memory_limit_mb=4096,
+        )
+    )  # fmt: skip
+    return plan, CalibrationStepResult.model_validate(run.value), run

@@ -7,7 +7,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from support.requirements import require
 
 
 @pytest.fixture(scope="session")
@@ -69,17 +68,6 @@ def restored_mous(generated_mous, tmp_path_factory: pytest.TempPathFactory):
     )  # fmt: skip
     assert restored.metadata.calibrated
     return restored
-
-
-@pytest.fixture(scope="session")
-def pyuvdata_data() -> Path:
-    try:
-        import pyuvdata
-    except ImportError:
-        require(False, "pyuvdata 2.4.5 (its wheel carries the real test Measurement Sets)")
-    data = Path(pyuvdata.__file__).parent / "data"
-    require((data / VLA_WITHOUT_INTENTS).is_dir(), f"the Measurement Sets of pyuvdata 2.4.5 under {data}")
-    return data
 
 
 # A real VLA excerpt (one source, J1008+0730, one spw of 64 channels): its STATE table records no intents.

@@ -5,8 +5,6 @@ gain stability gives it away, DA45 is flagged before the targets are calibrated,
 again without it, and the QA says what was lost. The default MOUS's side (nothing flagged, the score
 green) is asserted in test_calibration_steps.py and test_calibration_worker.py."""
 
-import asyncio
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +12,10 @@ import pytest
 from aperture_calibration import qa
 from aperture_calibration.gain_outliers import GainTest
 from aperture_calibration.handler import calibrated_summary, record_scores
-from aperture_calibration.plan import CalibrationOptions, plan_calibration
-from aperture_calibration.steps import CalibrationStepResult
 from aperture_contracts.qa import QABand
-from aperture_ingest.measurement_set import describe_measurement_set
-from aperture_shared.casa.runner import run_casa_step
 from aperture_testdata.casa_runtime import casatools_module
 from aperture_testdata.scenarios import INTENT_TARGET
-from calibration_checks import correction_error
+from calibration_checks import calibrate_copy, correction_error
 
 pytestmark = [pytest.mark.casa, pytest.mark.slow]
 
@@ -29,20 +23,7 @@ pytestmark = [pytest.mark.casa, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def calibrated(bad_antenna_mous, tmp_path_factory):
     """The bad-antenna MOUS calibrated once by the step (no flux model: the flux scale is relative)."""
-    work = tmp_path_factory.mktemp("bad-antenna-calibration")
-    ms = work / "input" / bad_antenna_mous.ms.name
-    shutil.copytree(bad_antenna_mous.ms, ms)
-    plan = plan_calibration(describe_measurement_set(ms), [], CalibrationOptions())
-    assert plan is not None
-    run = asyncio.run(
-        run_casa_step(
-            "aperture_calibration.steps:calibrate_measurement_set",
-            {"ms": str(ms), "plan": plan.model_dump(mode="json"), "tables_dir": str(work / "tables"),
-             "output": str(work / "calibrated" / ms.name)},
-            workdir=work / "casa", time_limit_s=300, memory_limit_mb=4096,
-        )
-    )  # fmt: skip
-    step = CalibrationStepResult.model_validate(run.value)
+    plan, step, run = calibrate_copy(bad_antenna_mous.ms, [], tmp_path_factory.mktemp("bad-antenna-calibration"))
     assert step.record is not None
     return plan, step.record, run
 

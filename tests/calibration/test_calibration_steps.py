@@ -2,7 +2,6 @@
 calibrators in a CASA child process, as the worker runs it, and compared with the simulation's truth;
 and the rule that tells a delivered calibration (CORRECTED_DATA) from a copy of DATA, on a real VLA MS."""
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from aperture_shared.casa.calls import CasaCallLog
 from aperture_shared.casa.runner import run_casa_step
 from aperture_testdata.measure import phase_scatter_deg
 from aperture_testdata.scenarios import INTENT_FLUX, INTENT_PHASE, INTENT_TARGET
-from calibration_checks import correction_error, vector_averaged_amplitude
+from calibration_checks import calibrate_copy, correction_error, vector_averaged_amplitude
 
 pytestmark = [pytest.mark.casa, pytest.mark.slow]
 
@@ -26,26 +25,13 @@ pytestmark = [pytest.mark.casa, pytest.mark.slow]
 def calibrated(uncalibrated_mous, tmp_path_factory):
     """The MOUS calibrated once by the step, with the flux calibrator's true flux given as its model."""
     truth = uncalibrated_mous.truth
-    work = tmp_path_factory.mktemp("calibration-step")
-    ms = work / "input" / uncalibrated_mous.ms.name
-    shutil.copytree(uncalibrated_mous.ms, ms)
     flux_calibrator = truth.fields_with_intent(INTENT_FLUX)[0]
     source = flux_calibrator.components[0]
     model = FluxModel(
         field=flux_calibrator.name, flux_jy=source.flux_jy, reference_frequency_hz=source.reference_frequency_hz,
         spectral_index=source.spectral_index,
     )
-    plan = plan_calibration(describe_measurement_set(ms), [model], CalibrationOptions())
-    assert plan is not None
-    run = asyncio.run(
-        run_casa_step(
-            "aperture_calibration.steps:calibrate_measurement_set",
-            {"ms": str(ms), "plan": plan.model_dump(mode="json"), "tables_dir": str(work / "tables"),
-             "output": str(work / "calibrated" / ms.name)},
-            workdir=work / "casa", time_limit_s=300, memory_limit_mb=4096,
-        )
-    )  # fmt: skip
-    step = CalibrationStepResult.model_validate(run.value)
+    plan, step, run = calibrate_copy(uncalibrated_mous.ms, [model], tmp_path_factory.mktemp("calibration-step"))
     assert not step.delivered_calibrated and step.record is not None
     (raw,) = step.data_phase_scatter
     assert raw.scatter_deg > 60, "raw data: each antenna's arbitrary phase"
