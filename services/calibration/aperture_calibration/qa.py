@@ -66,14 +66,15 @@ def _clip(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 3)
 
 
+def _falling(value: float, good: float, all_bad: float) -> float:
+    """1 up to `good`, then falling linearly to 0 at `all_bad` (clipped by the caller)."""
+    return 1.0 if value <= good else 1.0 - (value - good) / (all_bad - good)
+
+
 def flagging_score(flagged_fraction: float, edge_share: float, applies_to: str) -> QAScore:
     excess = max(0.0, flagged_fraction - edge_share)
-    if excess <= FLAGGED_EXCESS_NORMAL:
-        score = 1.0
-    else:
-        score = 1.0 - (excess - FLAGGED_EXCESS_NORMAL) / (FLAGGED_EXCESS_ALL_BAD - FLAGGED_EXCESS_NORMAL)
     return QAScore(
-        score=_clip(score),
+        score=_clip(_falling(excess, FLAGGED_EXCESS_NORMAL, FLAGGED_EXCESS_ALL_BAD)),
         message=f"{flagged_fraction:.1%} of the visibilities are flagged after deterministic flagging "
         f"({edge_share:.1%} are the spw edge channels)",
         metric=QAMetric(name="flagged_fraction", value=round(flagged_fraction, 5)),
@@ -116,12 +117,8 @@ def applycal_flagging_score(flagged_before_applycal: float, flagged_calibrated: 
 
 def phase_scatter_score(scatter: PhaseScatter, applies_to: str) -> QAScore:
     after = scatter.after_deg
-    if after <= PHASE_SCATTER_GOOD_DEG:
-        score = 1.0
-    else:
-        score = 1.0 - (after - PHASE_SCATTER_GOOD_DEG) / (PHASE_SCATTER_ALL_BAD_DEG - PHASE_SCATTER_GOOD_DEG)
     return QAScore(
-        score=_clip(score),
+        score=_clip(_falling(after, PHASE_SCATTER_GOOD_DEG, PHASE_SCATTER_ALL_BAD_DEG)),
         message=f"phase scatter of {scatter.field}: {scatter.before_deg:.1f} deg before applycal, "
         f"{after:.2f} deg after",
         metric=QAMetric(name="phase_scatter_after_deg", value=round(after, 3), unit="deg"),
