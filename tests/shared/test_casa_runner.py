@@ -67,24 +67,16 @@ async def test_a_step_refusing_its_input_keeps_its_error_class_and_message(tmp_p
     assert caught.value.error_class is ErrorClass.BAD_INPUT
 
 
-def test_a_worker_killed_with_sigkill_leaves_no_casa_process(tmp_path):
-    """The worker (here a small parent process) dies by SIGKILL mid-step; its CASA child must die too."""
-    pid_file = tmp_path / "child.pid"
-    parent = textwrap.dedent(f"""
-        import asyncio
-        from pathlib import Path
-        from aperture_shared.casa.runner import PrestartedCasa, run_casa_step
-        asyncio.run(run_casa_step("support.casa_steps:sleep",
-            {{"seconds": 300, "pid_file": "{pid_file}"}}, workdir=Path("{tmp_path / 'work'}"),
-            time_limit_s=600, memory_limit_mb=4096))
-    """)
+def kill_the_worker_and_see_its_casa_child_die(parent: str, pid_file: Path, never_started: str) -> None:
+    """Run `parent` (a small worker) until its CASA child writes its pid to `pid_file`, SIGKILL the worker,
+    and check that the child, which stays in the worker's process group, dies with it."""
     env = {**os.environ, "PYTHONPATH": str(SUPPORT.parent)}
     worker = subprocess.Popen([sys.executable, "-c", parent], env=env)
     try:
         deadline = time.monotonic() + 60
         while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert pid_file.exists(), "the CASA child never started"
+        assert pid_file.exists(), never_started
         child = psutil.Process(int(pid_file.read_text()))
         assert child.ppid() == worker.pid
         assert os.getpgid(child.pid) == os.getpgid(worker.pid), "the child must stay in the worker's group"
@@ -94,6 +86,20 @@ def test_a_worker_killed_with_sigkill_leaves_no_casa_process(tmp_path):
         assert not child.is_running()
     finally:
         worker.kill()
+
+
+def test_a_worker_killed_with_sigkill_leaves_no_casa_process(tmp_path):
+    """The worker (here a small parent process) dies by SIGKILL mid-step; its CASA child must die too."""
+    pid_file = tmp_path / "child.pid"
+    parent = textwrap.dedent(f"""
+        import asyncio
+        from pathlib import Path
+        from aperture_shared.casa.runner import run_casa_step
+        asyncio.run(run_casa_step("support.casa_steps:sleep",
+            {{"seconds": 300, "pid_file": "{pid_file}"}}, workdir=Path("{tmp_path / 'work'}"),
+            time_limit_s=600, memory_limit_mb=4096))
+    """)
+    kill_the_worker_and_see_its_casa_child_die(parent, pid_file, "the CASA child never started")
 
 
 async def test_the_casa_process_gets_the_thread_count_it_is_given(tmp_path):
@@ -217,18 +223,4 @@ def test_a_worker_killed_with_sigkill_leaves_no_prestarted_casa_process(tmp_path
             await asyncio.sleep(300)
         asyncio.run(main())
     """)
-    env = {**os.environ, "PYTHONPATH": str(SUPPORT.parent)}
-    worker = subprocess.Popen([sys.executable, "-c", parent], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert pid_file.exists(), "no process was prestarted"
-        child = psutil.Process(int(pid_file.read_text()))
-        assert child.ppid() == worker.pid
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-        child.wait(10)
-        assert not child.is_running()
-    finally:
-        worker.kill()
+    kill_the_worker_and_see_its_casa_child_die(parent, pid_file, "no process was prestarted")
