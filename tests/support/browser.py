@@ -1,0 +1,79 @@
+"""A real headless browser for page tests: Debian's Chromium driven by Playwright for Python.
+
+`make browser` installs Chromium (never `playwright install`, which downloads). The flags keep Chromium
+from reaching out on its own (component updates, sync, background networking), so that any request a
+page makes to another host is the page's doing and a test can fail on it.
+"""
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from support.requirements import require
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", ""}
+
+
+@dataclass
+class PageRecord:
+    """What a page did while it loaded: console errors, failed requests, and requests to other hosts."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    remote_requests: list[str] = field(default_factory=list)
+    bad_responses: list[str] = field(default_factory=list)  # status >= 400
+
+
+def chromium_path() -> str:
+    found = CHROMIUM if shutil.which(CHROMIUM) else shutil.which("chromium")
+    require(found is not None, "Chromium (`make browser` installs Debian's chromium)")
+    assert found is not None
+    return found
+
+
+@contextmanager
+def headless_browser() -> Iterator[Any]:
+    """A Playwright Chromium browser; closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def record_page(page: Any) -> PageRecord:
+    """Attach listeners to `page` (before it navigates) and return the record they fill."""
+    record = PageRecord()
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            record.console_errors.append(message.text)
+
+    def on_request(request: Any) -> None:
+        url = urlparse(request.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in LOCAL_HOSTS:
+            record.remote_requests.append(request.url)
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            record.bad_responses.append(f"{response.status} {response.url}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: record.page_errors.append(str(error)))
+    page.on("requestfailed", lambda request: record.failed_requests.append(f"{request.url} ({request.failure})"))
+    page.on("request", on_request)
+    page.on("response", on_response)
+    return record
