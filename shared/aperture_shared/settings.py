@@ -56,6 +56,10 @@ class CasaSettings(BaseSettings):
         "1 when as many workers run as there are cores"
     )
     scratch_root: Path = Path("/tmp/aperture-scratch")
+    steps_per_process: int = Field(
+        50, ge=1, description="steps one CASA process serves before a fresh one replaces it (1: a process per "
+        "step); it is replaced sooner after a failed step or when it holds half its memory limit at rest"
+    )
 
 
 class WorkerSettings(CommonSettings):

@@ -40,7 +40,7 @@ from aperture_contracts.qa import QAScore
 from aperture_contracts.storage import ObjectRef
 from pydantic import TypeAdapter, ValidationError
 
-from aperture_shared.casa.runner import PrestartedCasa, run_casa_step
+from aperture_shared.casa.runner import CasaProcessPool, run_casa_step
 from aperture_shared.errors import JobCancelled, JobError
 from aperture_shared.http import serve_operations_endpoints
 from aperture_shared.logs import configure_logging, log_context
@@ -76,7 +76,7 @@ class JobContext:
     casa_calls: list[CasaCall] = field(default_factory=list)
     casa_logs: list[Path] = field(default_factory=list)
     deadline: float = 0.0
-    prestarted: PrestartedCasa | None = None  # the worker's CASA process imported ahead of the next step
+    casa_processes: CasaProcessPool | None = None  # the worker's CASA processes, imported and reused
 
     async def casa(self, function: str, arguments: dict[str, Any]) -> Any:
         """Run one CASA step (`module:function`) in its own process, within the job's time limit."""
@@ -86,7 +86,7 @@ class JobContext:
             run = await run_casa_step(
                 function, arguments, workdir=workdir,
                 time_limit_s=remaining, memory_limit_mb=self.casa_settings.memory_limit_mb,
-                threads=self.casa_settings.threads, prestarted=self.prestarted,
+                threads=self.casa_settings.threads, pool=self.casa_processes,
             )
         finally:
             self.casa_logs.append(workdir)
@@ -155,7 +155,7 @@ class StageWorker(Generic[J]):
         # Keyed by (mous_id, job_id): job ids are unique only within an MOUS.
         self._running: dict[tuple[str, str], asyncio.Task[JobEvent]] = {}
         self._cancelled: set[tuple[str, str]] = set()
-        self.prestarted = PrestartedCasa()
+        self.casa_processes = CasaProcessPool(casa_settings.steps_per_process)
 
     # -- process life ----------------------------------------------------------------------------------
 
@@ -167,7 +167,7 @@ class StageWorker(Generic[J]):
         await self.broker.connect()
         await self.broker.declare_topology([self.stage])
         await asyncio.to_thread(self.store.ensure_bucket)
-        await self.prestarted.warm_up(self.casa_settings.threads)
+        await self.casa_processes.warm_up(self.casa_settings.threads)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -184,7 +184,7 @@ class StageWorker(Generic[J]):
         log.info("stopping")
         for task in self._running.values():
             task.cancel()
-        await self.prestarted.close()
+        await self.casa_processes.close()
         http.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await http
@@ -253,7 +253,7 @@ class StageWorker(Generic[J]):
         with job_scratch(self.casa_settings.scratch_root, job.job_id) as scratch:
             context = JobContext(
                 job=job, store=self.store, scratch=scratch, casa_settings=self.casa_settings,
-                deadline=started + job.time_limit_s, prestarted=self.prestarted,
+                deadline=started + job.time_limit_s, casa_processes=self.casa_processes,
             )
             try:
                 outcome = await self.handler(job, context)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from aperture_contracts.enums import ErrorClass
-from aperture_shared.casa.runner import PrestartedCasa, run_casa_step
+from aperture_shared.casa.runner import CasaProcessPool, run_casa_step
 from aperture_shared.errors import CasaCrashed, CasaOutOfMemory, CasaTimeout, JobError
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
@@ -110,13 +110,17 @@ async def test_the_casa_process_gets_the_thread_count_it_is_given(tmp_path):
     assert run.value == {"OMP_NUM_THREADS": "1"}
 
 
-# -- a prestarted CASA process (imported ahead of the step) ----------------------------------------------
+# -- a pool of CASA processes (imported ahead, reused step after step) ----------------------------------
 
 
-async def _prestarted_pid(prestarted: PrestartedCasa) -> int:
-    process = prestarted._process
-    assert process is not None and process.returncode is None, "no prestarted process is waiting"
-    return process.pid
+def _idle_pid(pool: CasaProcessPool) -> int:
+    pids = pool.idle_pids
+    assert len(pids) == 1, f"expected one idle CASA process, found {pids}"
+    return pids[0]
+
+
+def _gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 async def _until_idle(pid: int, timeout_s: float = 120) -> None:
@@ -130,73 +134,105 @@ async def _until_idle(pid: int, timeout_s: float = 120) -> None:
         if now - used < 0.02:
             return
         used = now
-    raise AssertionError(f"the prestarted process {pid} was still busy after {timeout_s} s")
+    raise AssertionError(f"the CASA process {pid} was still busy after {timeout_s} s")
 
 
-async def test_a_prestarted_process_runs_one_step_as_its_own_and_the_next_step_gets_a_new_one(tmp_path):
-    prestarted = PrestartedCasa()
-    await prestarted.warm_up(None)
+async def test_a_pooled_process_serves_step_after_step_each_in_its_own_directory_and_logs(tmp_path):
+    pool = CasaProcessPool(steps_per_process=2)
+    await pool.warm_up(None)
     try:
-        first_pid = await _prestarted_pid(prestarted)
+        first_pid = _idle_pid(pool)
+        await _until_idle(first_pid)  # it has imported CASA and waits: the step starts at once
         arguments = {"log_line": "step one was here", "print_line": "printed by step one"}
         run = await run_casa_step(
             "support.casa_steps:describe_process", arguments, workdir=tmp_path / "one",
-            time_limit_s=120, memory_limit_mb=4096, prestarted=prestarted,
+            time_limit_s=120, memory_limit_mb=4096, pool=pool,
         )
         assert run.value["pid"] == first_pid
+        assert run.startup_s < 1.0
         assert Path(run.value["cwd"]) == (tmp_path / "one").resolve()
         assert "step one was here" in (tmp_path / "one" / "casa.log").read_text()
         assert "printed by step one" in (tmp_path / "one" / "casa-output.log").read_text()
-        assert not psutil.pid_exists(first_pid), "a prestarted process serves one step and exits"
+        # Idle again, it has left the step's directory: it is not taken for a process working on a job.
+        assert _idle_pid(pool) == first_pid
+        assert not Path(psutil.Process(first_pid).cwd()).is_relative_to(tmp_path)
 
-        second_pid = await _prestarted_pid(prestarted)
-        assert second_pid != first_pid
-        await _until_idle(second_pid)  # it has imported CASA and waits: the step starts at once
         run = await run_casa_step(
             "support.casa_steps:describe_process", {"log_line": "two", "print_line": "two"},
-            workdir=tmp_path / "two", time_limit_s=120, memory_limit_mb=4096, prestarted=prestarted,
+            workdir=tmp_path / "two", time_limit_s=120, memory_limit_mb=4096, pool=pool,
         )
-        assert run.value["pid"] == second_pid
-        assert run.startup_s < 1.0
+        assert run.value["pid"] == first_pid, "the same process serves the next step"
         assert "step one was here" not in (tmp_path / "two" / "casa.log").read_text()
+        assert "printed by step one" not in (tmp_path / "two" / "casa-output.log").read_text()
+        assert "two" in (tmp_path / "two" / "casa-output.log").read_text()
+
+        # Two steps served: it is retired, and a fresh one waits in its place.
+        assert _gone(first_pid)
+        assert _idle_pid(pool) != first_pid
     finally:
-        await prestarted.close()
+        await pool.close()
 
 
-async def test_a_prestarted_process_with_other_threads_is_not_used(tmp_path):
-    prestarted = PrestartedCasa()
-    await prestarted.warm_up(None)
+async def test_a_pooled_process_is_replaced_after_a_failed_step(tmp_path):
+    pool = CasaProcessPool()
+    await pool.warm_up(None)
     try:
-        unthreaded_pid = await _prestarted_pid(prestarted)
+        first_pid = _idle_pid(pool)
+        with pytest.raises(JobError, match="not a Measurement Set"):
+            await run_casa_step(
+                "support.casa_steps:refuse", {}, workdir=tmp_path / "refused", time_limit_s=60,
+                memory_limit_mb=4096, pool=pool,
+            )
+        assert _gone(first_pid), "a process whose step failed may hold CASA tools open: it is let go"
+        second_pid = _idle_pid(pool)
+        with pytest.raises(CasaCrashed, match="SIGSEGV"):
+            await run_casa_step(
+                "support.casa_steps:crash", {}, workdir=tmp_path / "crashed", time_limit_s=60,
+                memory_limit_mb=4096, pool=pool,
+            )
+        assert _gone(second_pid)
+        run = await run_casa_step(
+            "support.casa_steps:version", {"x": 2}, workdir=tmp_path / "after", time_limit_s=120,
+            memory_limit_mb=4096, pool=pool,
+        )
+        assert run.value["echo"] == {"x": 2}
+    finally:
+        await pool.close()
+
+
+async def test_a_pooled_process_with_other_threads_is_not_used(tmp_path):
+    pool = CasaProcessPool()
+    await pool.warm_up(None)
+    try:
+        unthreaded_pid = _idle_pid(pool)
         run = await run_casa_step(
             "support.casa_steps:describe_process", {"log_line": "x", "print_line": "x"}, workdir=tmp_path,
-            time_limit_s=120, memory_limit_mb=4096, threads=1, prestarted=prestarted,
+            time_limit_s=120, memory_limit_mb=4096, threads=1, pool=pool,
         )
         assert run.value["pid"] != unthreaded_pid
         assert run.value["omp"] == "1"
-        assert not psutil.pid_exists(unthreaded_pid) or psutil.Process(unthreaded_pid).status() == psutil.STATUS_ZOMBIE
+        assert _gone(unthreaded_pid)
     finally:
-        await prestarted.close()
+        await pool.close()
 
 
-async def test_a_prestarted_step_past_its_time_limit_or_cancelled_is_killed(tmp_path):
-    prestarted = PrestartedCasa()
-    await prestarted.warm_up(None)
+async def test_a_pooled_step_past_its_time_limit_or_cancelled_is_killed(tmp_path):
+    pool = CasaProcessPool()
+    await pool.warm_up(None)
     try:
-        await _until_idle(await _prestarted_pid(prestarted))
+        await _until_idle(_idle_pid(pool))
         with pytest.raises(CasaTimeout, match="time limit of 20 s"):
             await run_casa_step(
                 "support.casa_steps:sleep", {"seconds": 120, "pid_file": str(tmp_path / "timed.pid")},
-                workdir=tmp_path / "timed", time_limit_s=20, memory_limit_mb=4096, prestarted=prestarted,
+                workdir=tmp_path / "timed", time_limit_s=20, memory_limit_mb=4096, pool=pool,
             )
-        timed = int((tmp_path / "timed.pid").read_text())
-        assert not psutil.pid_exists(timed) or psutil.Process(timed).status() == psutil.STATUS_ZOMBIE
+        assert _gone(int((tmp_path / "timed.pid").read_text()))
 
         pid_file = tmp_path / "cancelled.pid"
-        await _until_idle(await _prestarted_pid(prestarted))
+        await _until_idle(_idle_pid(pool))
         step = asyncio.create_task(run_casa_step(
             "support.casa_steps:sleep", {"seconds": 120, "pid_file": str(pid_file)},
-            workdir=tmp_path / "cancelled", time_limit_s=600, memory_limit_mb=4096, prestarted=prestarted,
+            workdir=tmp_path / "cancelled", time_limit_s=600, memory_limit_mb=4096, pool=pool,
         ))
         deadline = time.monotonic() + 60
         while not pid_file.exists() and time.monotonic() < deadline:
@@ -205,22 +241,23 @@ async def test_a_prestarted_step_past_its_time_limit_or_cancelled_is_killed(tmp_
         with pytest.raises(asyncio.CancelledError):
             await step
         cancelled = int(pid_file.read_text())
-        assert not psutil.pid_exists(cancelled) or psutil.Process(cancelled).status() == psutil.STATUS_ZOMBIE
+        assert _gone(cancelled)
+        assert _idle_pid(pool) != cancelled, "a fresh process replaces the killed one"
     finally:
-        await prestarted.close()
+        await pool.close()
 
 
-def test_a_worker_killed_with_sigkill_leaves_no_prestarted_casa_process(tmp_path):
-    pid_file = tmp_path / "prestarted.pid"
+def test_a_worker_killed_with_sigkill_leaves_no_pooled_casa_process(tmp_path):
+    pid_file = tmp_path / "pooled.pid"
     parent = textwrap.dedent(f"""
         import asyncio
         from pathlib import Path
-        from aperture_shared.casa.runner import PrestartedCasa
+        from aperture_shared.casa.runner import CasaProcessPool
         async def main():
-            prestarted = PrestartedCasa()
-            await prestarted.warm_up(None)
-            Path("{pid_file}").write_text(str(prestarted._process.pid))
+            pool = CasaProcessPool()
+            await pool.warm_up(None)
+            Path("{pid_file}").write_text(str(pool.idle_pids[0]))
             await asyncio.sleep(300)
         asyncio.run(main())
     """)
-    kill_the_worker_and_see_its_casa_child_die(parent, pid_file, "no process was prestarted")
+    kill_the_worker_and_see_its_casa_child_die(parent, pid_file, "no process was started")

@@ -103,8 +103,7 @@ class ServiceProcess:
 
 def casa_step_processes(scratch: Path) -> list[psutil.Process]:
     """The CASA processes running a job's step under `scratch`. A step's process works in the job's
-    directory there (one started for the step begins in it; a worker's prestarted one moves into it when
-    it takes the step), while a prestarted one still waiting for its step does not, and is not listed."""
+    directory there while the step runs; a worker's idle process waits outside it and is not listed."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         if "aperture_shared.casa.child" not in " ".join(process.info["cmdline"] or []):

@@ -1,16 +1,17 @@
 """The CASA child process.
 
-    python -m aperture_shared.casa.child SPEC.json     run one step now
-    python -m aperture_shared.casa.child --prestart [MODULE]
-        configure CASA and import it (and MODULE, the worker's last step module), then wait for the path
-        of one spec on stdin, run that step and exit
+    python -m aperture_shared.casa.child [MODULE ...]
 
-Either way the process configures CASA for offline data before anything imports casatools, runs one
-function `module:function(arguments: dict, calls: CasaCallLog) -> JSON-able | BaseModel`, and writes the
-outcome to the spec's result file. The parent reads only that file: whatever CASA prints goes to the
-job's log. A prestarted process has paid for the start and the import of casatools and casatasks
-(seconds) before its step is known; it then moves into the step's working directory and sends its output
-and its CASA log to the step's files, so that it is indistinguishable from one started for it.
+It configures CASA for offline data, imports casatools and casatasks (and the MODULEs, the steps the
+worker expects), then serves steps: it reads the path of one step spec per line on stdin, runs that step,
+and answers `done` on its stdout; it exits when stdin closes. A step is one function
+`module:function(arguments: dict, calls: CasaCallLog) -> JSON-able | BaseModel`; its outcome goes to the
+spec's result file, which is all the parent reads. Whatever CASA prints during a step goes to the step's
+output file and its CASA log to the step's log file; between steps both go to /dev/null and the process
+waits in the directory it was started in, so an idle process is never taken for one working on a job.
+
+The parent (runner.py) decides how many steps one process serves: one, or many in a row for a worker,
+which then pays for the start and the CASA import (seconds) once instead of for every step.
 """
 
 import importlib
@@ -20,9 +21,11 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel
+
+DONE = "done"
 
 
 def _import_casa() -> Any:
@@ -32,18 +35,30 @@ def _import_casa() -> Any:
     return casatasks
 
 
-def _into_step(spec: dict[str, Any], casatasks: Any) -> None:
-    """Make a prestarted process the step's own: its directory, its output file, its CASA log."""
-    os.chdir(spec["workdir"])
+def _redirect(stdout: int, stderr: int) -> None:
+    """Point this process's stdout and stderr (file descriptors, so CASA's C++ output follows) elsewhere."""
     sys.stdout.flush()
     sys.stderr.flush()
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+
+
+def _into_step(spec: dict[str, Any], casatasks: Any) -> None:
+    """Make the process the step's own: its directory, its output file, its CASA log."""
+    os.chdir(spec["workdir"])
     with open(spec["output_log"], "ab") as output:
-        os.dup2(output.fileno(), 1)
-        os.dup2(output.fileno(), 2)
+        _redirect(output.fileno(), output.fileno())
     casatasks.casalog.setlogfile(spec["casa_log"])
 
 
-def run_step(spec: dict[str, Any], ready_at: float) -> int:
+def _out_of_step(home: str, casatasks: Any, idle_stdout: int, idle_stderr: int) -> None:
+    """Leave the step's directory and files, so that the job can remove them and the next step starts clean."""
+    casatasks.casalog.setlogfile(os.devnull)
+    _redirect(idle_stdout, idle_stderr)
+    os.chdir(home)
+
+
+def run_step(spec: dict[str, Any], ready_at: float) -> None:
     from aperture_shared.casa.calls import CasaCallLog
     from aperture_shared.errors import JobError
 
@@ -73,32 +88,40 @@ def run_step(spec: dict[str, Any], ready_at: float) -> int:
     outcome["calls"] = [call.model_dump(mode="json") for call in calls.calls]
     outcome["ready_at"] = ready_at  # wall clock: when CASA was imported and the step could begin
     Path(spec["result_path"]).write_text(json.dumps(outcome, default=str))
-    return 0
+
+
+def serve(preload: list[str], requests: TextIO, answers: TextIO) -> int:
+    from aperture_shared.casa.config import configure_offline
+
+    home = os.getcwd()
+    # Between steps: stdout to /dev/null (the answers have their own descriptor), stderr where the
+    # parent pointed it (so that a failing import is seen there).
+    idle_stdout, idle_stderr = os.open(os.devnull, os.O_WRONLY), os.dup(2)
+    _redirect(idle_stdout, idle_stderr)
+    # The CASA log between steps: nothing worth keeping is said while importing or waiting.
+    configure_offline(Path(os.devnull))
+    casatasks = _import_casa()
+    for module_name in preload:
+        try:
+            importlib.import_module(module_name)
+        except Exception:  # the step imports it again and reports there what is wrong
+            pass
+    while line := requests.readline().strip():
+        spec = json.loads(Path(line).read_text())
+        _into_step(spec, casatasks)
+        try:
+            run_step(spec, time.time())
+        finally:
+            _out_of_step(home, casatasks, idle_stdout, idle_stderr)
+        answers.write(f"{DONE}\n")
+        answers.flush()
+    return 0  # stdin closed: the worker let this process go
 
 
 def main(argv: list[str]) -> int:
-    from aperture_shared.casa.config import configure_offline
-
-    if argv[1] == "--prestart":
-        # The CASA log until a step comes: nothing worth keeping is said while importing.
-        configure_offline(Path(os.devnull))
-        casatasks = _import_casa()
-        for module_name in argv[2:]:
-            try:
-                importlib.import_module(module_name)
-            except Exception:  # the step imports it again and reports there what is wrong
-                pass
-        line = sys.stdin.readline().strip()
-        if not line:
-            return 0  # the worker let it go (shutting down, or its settings changed)
-        spec = json.loads(Path(line).read_text())
-        _into_step(spec, casatasks)
-        return run_step(spec, time.time())
-    spec = json.loads(Path(argv[1]).read_text())
-    configure_offline(Path(spec["casa_log"]))
-    # Started for this step: CASA is imported by the step as it needs it (a step that needs no
-    # casatasks does not pay for it), so the import counts in the step, not before it.
-    return run_step(spec, time.time())
+    # The answers keep the pipe the parent reads; everything else this process prints goes elsewhere.
+    answers = os.fdopen(os.dup(1), "w")
+    return serve(argv[1:], sys.stdin, answers)
 
 
 if __name__ == "__main__":

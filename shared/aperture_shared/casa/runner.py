@@ -6,10 +6,12 @@ Why a resident-memory watch and not an address-space limit: CASA under RLIMIT_AS
 a clear OUT_OF_MEMORY failure.
 Why PR_SET_PDEATHSIG: the child stays in the worker's process group (an orchestrator's group kill takes
 it too) and the kernel kills it when the worker dies, even by SIGKILL, so no orphan keeps table locks.
-Why a prestarted process (PrestartedCasa): starting Python and importing CASA takes seconds per step,
-which on small jobs is much of their time. A worker keeps one CASA process started and imported ahead of
-its next step; the step still gets a process of its own, never used before and gone after it, started by
-the worker with the same limits, so nothing above changes: only when the import is paid.
+Why a pool of reused processes (CasaProcessPool): starting Python and importing CASA takes seconds, and
+the first call of a task in a process pays again for what it loads (tclean's first call is ~0.5 s
+slower). On small jobs that was much of their time, and a process imported ahead in parallel took CPU
+from the steps running beside it. A worker's process therefore serves step after step, like a script
+of the same calls would, within the same limits: a step over its time or memory limit, or cancelled,
+kills the process (and its pool starts a fresh one), and a process is retired after any failed step.
 """
 
 import asyncio
@@ -29,6 +31,7 @@ import psutil
 from aperture_contracts.enums import ErrorClass
 from aperture_contracts.events import CasaCall
 
+from aperture_shared.casa.child import DONE
 from aperture_shared.errors import CasaCrashed, CasaOutOfMemory, CasaTimeout, JobError
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ class CasaRun:
     log_path: Path
     peak_rss_mb: float
     duration_s: float
-    startup_s: float  # of duration_s: until the step function began (~0 when prestarted and imported)
+    startup_s: float  # of duration_s: until the step function began (~0 in a pool's process, imported ahead)
 
 
 def _die_with_parent() -> None:
@@ -91,61 +94,84 @@ def _child_environment(threads: int | None) -> dict[str, str]:
     return environment
 
 
-async def _start_child(arguments: list[str], workdir: Path, environment: dict[str, str], **streams: Any) -> Process:
+async def _start_child(
+    preload: list[str], workdir: Path, environment: dict[str, str], stderr: Any = asyncio.subprocess.DEVNULL
+) -> Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aperture_shared.casa.child", *arguments,
-        cwd=workdir, preexec_fn=_die_with_parent, env=environment, **streams,
+        sys.executable, "-m", "aperture_shared.casa.child", *preload,
+        cwd=workdir, preexec_fn=_die_with_parent, env=environment,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
     )
 
 
-class PrestartedCasa:
-    """One CASA process kept started and imported for a worker's next step (see the module's docstring).
+@dataclass
+class _Served:
+    process: Process
+    environment: dict[str, str]
+    steps: int = 0
 
-    `take` hands it over, and the runner starts the next one at once, so that it imports while the step
-    runs; a process that died, or was started with another environment (thread count), is not used: the
-    step then starts its own as before. Idle, it waits on stdin and holds only the imported modules (~0.3 GB).
+
+class CasaProcessPool:
+    """A worker's CASA processes, started and imported ahead and reused step after step (see the module's
+    docstring).
+
+    `acquire` hands out an idle process started with the step's environment (thread count), or starts one;
+    `release` takes it back after its step. A process is let go, and a fresh one started in its place at
+    once (it imports while the worker does other things), after `steps_per_process` steps, after any step
+    that did not succeed (a failed step may leave CASA tools open or in a bad state), or when it holds half
+    its memory limit at rest (the next step would start with only half the room). Idle, a process waits on
+    stdin and holds the imported modules (~0.3 GB).
     """
 
-    def __init__(self) -> None:
-        self._process: Process | None = None
-        self._environment: dict[str, str] = {}
+    def __init__(self, steps_per_process: int = 50) -> None:
+        if steps_per_process < 1:
+            raise ValueError(f"a CASA process serves at least one step; got {steps_per_process}")
+        self.steps_per_process = steps_per_process
+        self._idle: list[_Served] = []
         self._preload: list[str] = []  # the module of the last step: the next one is likely the same
 
     async def warm_up(self, threads: int | None) -> None:
         """Start the first one (at worker start, so that even the first step finds CASA imported)."""
-        await self.replenish(_child_environment(threads))
+        await self._start(_child_environment(threads))
 
-    async def replenish(self, environment: dict[str, str], step_function: str | None = None) -> None:
-        """Start a process for the next step unless one with this environment is waiting; it imports
-        the module of `step_function` (the step just handed over) too."""
-        if step_function is not None:
-            self._preload = [step_function.split(":")[0]]
-        if self._process is not None and self._process.returncode is None and self._environment == environment:
+    async def acquire(self, environment: dict[str, str], step_function: str) -> _Served:
+        self._preload = [step_function.split(":")[0]]
+        while self._idle:
+            served = self._idle.pop()
+            if served.process.returncode is None and served.environment == environment:
+                return served
+            await _stop(served.process)
+        await self._start(environment)
+        return self._idle.pop()
+
+    async def release(self, served: _Served, *, succeeded: bool, rss_bytes: int, memory_limit_bytes: int) -> None:
+        served.steps += 1
+        worn = served.steps >= self.steps_per_process or rss_bytes > memory_limit_bytes / 2
+        if succeeded and not worn and served.process.returncode is None:
+            self._idle.append(served)
             return
-        await self.close()
-        self._process = await _start_child(
-            ["--prestart", *self._preload], Path.cwd(), environment, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )
-        self._environment = environment
+        await _stop(served.process)
+        await self._start(served.environment)
 
-    async def take(self, environment: dict[str, str]) -> Process | None:
-        process, self._process = self._process, None
-        if process is None:
-            return None
-        if process.returncode is not None or self._environment != environment:
-            await _stop(process)
-            return None
-        return process
+    async def _start(self, environment: dict[str, str]) -> None:
+        process = await _start_child(self._preload, Path.cwd(), environment)
+        self._idle.append(_Served(process, environment))
 
     async def close(self) -> None:
-        """Let the waiting process go (the worker is stopping)."""
-        process, self._process = self._process, None
-        if process is not None:
-            await _stop(process)
+        """Let the idle processes go (the worker is stopping)."""
+        idle, self._idle = self._idle, []
+        for served in idle:
+            await _stop(served.process)
+
+    @property
+    def idle_pids(self) -> list[int]:
+        return [served.process.pid for served in self._idle]
 
 
 async def _stop(process: Process) -> None:
+    """Close its stdin (it exits when idle) and make sure it is gone."""
+    if process.stdin is not None and not process.stdin.is_closing():
+        process.stdin.close()
     if process.returncode is None:
         try:
             process.kill()
@@ -169,14 +195,15 @@ async def run_casa_step(
     time_limit_s: float,
     memory_limit_mb: int,
     threads: int | None = None,
-    prestarted: PrestartedCasa | None = None,
+    pool: CasaProcessPool | None = None,
 ) -> CasaRun:
-    """Run `module:function(arguments, calls)` in a fresh CASA process whose cwd is `workdir`.
+    """Run `module:function(arguments, calls)` in a CASA process whose cwd is `workdir` while it runs.
 
     Raises CasaTimeout, CasaOutOfMemory, CasaCrashed, or the JobError the step raised. Cancelling the
     awaiting task kills the process tree. threads: the OpenMP threads CASA may use (None: its own choice,
-    all cores); one per worker lets N workers share N cores without contending. prestarted: the worker's
-    prestarted process to run the step in, if one is ready (and the next is started).
+    all cores); one per worker lets N workers share N cores without contending. pool: the worker's CASA
+    processes to run the step in (one of them, imported ahead); without one the step gets a process of its
+    own that exits after it.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / "casa-step.json"
@@ -198,27 +225,25 @@ async def run_casa_step(
     environment = _child_environment(threads)
     started = time.monotonic()
     handed_at = time.time()
-    process = await prestarted.take(environment) if prestarted is not None else None
-    if process is not None:
-        assert process.stdin is not None
-        process.stdin.write(f"{spec_path.resolve()}\n".encode())
-        process.stdin.close()
+    if pool is not None:
+        served = await pool.acquire(environment, function)
     else:
-        with output_log.open("wb") as output:
-            process = await _start_child(
-                [str(spec_path)], workdir, environment,
-                stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output,
-            )
+        with output_log.open("ab") as output:  # what it prints while importing CASA lands there too
+            served = _Served(await _start_child([], workdir, environment, stderr=output), environment)
+    process = served.process
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(f"{spec_path.resolve()}\n".encode())
+    if pool is None:
+        process.stdin.close()  # one step, then it exits
+    answer = asyncio.ensure_future(process.stdout.readline())
     watched = psutil.Process(process.pid)
     limit_bytes = memory_limit_mb * 1024 * 1024
-    peak = 0
+    peak = rss = 0
     failure: JobError | None = None
     try:
-        if prestarted is not None:
-            await prestarted.replenish(environment, function)  # it imports CASA while this step runs
-        # Sampled before each wait, not after: a prestarted process can finish a small step within one
+        # Sampled before each wait, not after: an imported process can finish a small step within one
         # interval, and its memory (CASA imported) must still be measured.
-        while process.returncode is None:
+        while not answer.done():
             rss = _tree_rss_bytes(watched)
             peak = max(peak, rss)
             elapsed = time.monotonic() - started
@@ -234,26 +259,29 @@ async def run_casa_step(
                 )
             if failure is not None:
                 _kill_tree(watched)
-                await process.wait()
                 break
-            try:
-                await asyncio.wait_for(process.wait(), timeout=_SAMPLE_INTERVAL_S)
-            except TimeoutError:
-                pass
+            await asyncio.wait({answer}, timeout=_SAMPLE_INTERVAL_S)
     except asyncio.CancelledError:
         _kill_tree(watched)
-        await process.wait()
+        answer.cancel()
+        await _after_step(pool, served, succeeded=False, rss_bytes=0, limit_bytes=limit_bytes)
         raise
+    answered = answer.done() and not answer.cancelled() and answer.result().strip() == DONE.encode()
+    answer.cancel()
     duration = time.monotonic() - started
+    outcome = json.loads(result_path.read_text()) if answered and result_path.exists() else None
+    succeeded = failure is None and outcome is not None and outcome["ok"]
+    if answered:
+        rss = _tree_rss_bytes(watched)  # at rest, after the step
+    await _after_step(pool, served, succeeded=succeeded, rss_bytes=rss, limit_bytes=limit_bytes)
     tail = _log_tail(output_log) + "\n" + _log_tail(casa_log)
     if failure is not None:
         failure.detail = tail
         raise failure
-    if process.returncode != 0 or not result_path.exists():
+    if outcome is None:
         code = process.returncode or 0
         how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         raise CasaCrashed(f"the CASA process for {function} {how} before it finished", tail)
-    outcome = json.loads(result_path.read_text())
     calls = [CasaCall.model_validate(call) for call in outcome.get("calls", [])]
     if not outcome["ok"]:
         error = JobError(outcome["message"], outcome.get("detail", ""))
@@ -272,3 +300,13 @@ async def run_casa_step(
         value=outcome["value"], calls=calls, log_path=casa_log, peak_rss_mb=peak / 2**20, duration_s=duration,
         startup_s=startup,
     )
+
+
+async def _after_step(
+    pool: CasaProcessPool | None, served: _Served, *, succeeded: bool, rss_bytes: int, limit_bytes: int
+) -> None:
+    """Give the process back to the pool, or, when it had no pool (or was killed), see it gone."""
+    if pool is not None:
+        await pool.release(served, succeeded=succeeded, rss_bytes=rss_bytes, memory_limit_bytes=limit_bytes)
+    else:
+        await _stop(served.process)
