@@ -1,4 +1,5 @@
-"""Scale-out benchmark: one multi-spw MOUS through the system with 1 and with 2 imaging workers, and
+"""Scale-out benchmark: one multi-spw MOUS through the system with 1 and with 2 workers per fan-out stage
+(findcont and imaging; ingest and calibration, one job per MOUS, have one worker each), and
 through a plain serial script of the same CASA task calls in one process; wall-time ratios and where the
 system's time goes outside CASA task calls.
 
@@ -20,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from aperture_testdata.scenarios import get_scenario
 from serial_replay import ReplayResult, prepare_replay
 from system_run import BIN, SystemRun, run_system
 from time_accounting import TimeAccount, account
@@ -61,7 +63,7 @@ def _share(part: float | None, whole: float) -> str:
 
 
 def print_accounts(runs: list[SystemRun], accounts: list[TimeAccount]) -> None:
-    header = "".join(f"{f'{run.imaging_workers} imaging worker(s)':>26}" for run in runs)
+    header = "".join(f"{f'{run.workers} worker(s) per stage':>26}" for run in runs)
     print(f"{'':52}{header}")
     rows: list[tuple[str, list[float | None]]] = [
         ("MOUS wall (submission to the last job's end)", [a.mous_wall_s for a in accounts]),
@@ -86,7 +88,7 @@ def print_accounts(runs: list[SystemRun], accounts: list[TimeAccount]) -> None:
           + "".join(f"{_share(a.overhead_s, a.accounted_s) or 'n/a':>26}" for a in accounts))
     for run, a in zip(runs, accounts, strict=True):
         if a.steps_missing:
-            print(f"  note: {a.steps_missing} job(s) of the {run.imaging_workers}-worker run had no step figures "
+            print(f"  note: {a.steps_missing} job(s) of the {run.workers}-worker run had no step figures "
                   "in the worker logs; their CASA process time counts as worker time")
 
 
@@ -110,7 +112,8 @@ def print_jobs(run: SystemRun) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="imaging workers per run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="findcont and imaging workers per run")
+    parser.add_argument("--scenario", default="four_spw", help="the generator's scenario (default: four_spw)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serial-threads", type=int, nargs="+", default=[0, 1],
                         help="OpenMP threads of the serial script, one replay each (0: CASA's own choice, "
@@ -127,7 +130,8 @@ def main() -> int:
         package = workdir / "package.tar"
         with (workdir / "make-mous.log").open("wb") as output:  # CASA's simulator is chatty
             subprocess.run(
-                [str(BIN / "aperture-make-mous"), "--seed", str(args.seed), "--package", str(package),
+                [str(BIN / "aperture-make-mous"), "--seed", str(args.seed), "--scenario", args.scenario,
+                 "--package", str(package),
                  "--casa-log", str(workdir / "make-mous.casa.log"), str(workdir / "mous")],
                 stdout=output, stderr=subprocess.STDOUT, check=True,
             )
@@ -140,12 +144,12 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     calls = [len(run.calls_in_order()) for run in runs]
-    print(f"MOUS: default scenario, seed {args.seed} (2 spws x 64 channels, 25 antennas); "
+    print(f"MOUS: scenario {args.scenario}, seed {args.seed} ({get_scenario(args.scenario).description}); "
           f"{len(runs[0].jobs)} jobs, {calls[0]} CASA task calls"
           + ("" if len(set(calls)) == 1 else f" (the runs recorded {calls} calls: not the same work!)"))
     print("\nsystem (one CASA thread per worker; times in s, shares of the jobs' time plus idle time):")
     print_accounts(runs, accounts)
-    print(f"\nper kind of job, {runs[0].imaging_workers}-worker run "
+    print(f"\nper kind of job, {runs[0].workers}-worker run "
           "(start = process start and CASA import; other = non-task work in CASA):")
     print_jobs(runs[0])
 
@@ -157,19 +161,19 @@ def main() -> int:
               f"{wall - serial.calls_s:.1f} s = {wall:.1f} s")
     serial_threads, (serial_wall, _) = min(serials.items(), key=lambda item: item[1][0])
     print(f"  not replayed: the CASA steps' work without task calls (casatools, ducc0 dirty cubes, statistics, "
-          f"unpacking): {_seconds(non_task)} s in the {runs[0].imaging_workers}-worker run")
+          f"unpacking): {_seconds(non_task)} s in the {runs[0].workers}-worker run")
     estimate = serial_wall + non_task if non_task is not None else None
     threads_label = "CASA's choice" if serial_threads == 0 else serial_threads
     print(f"  baseline: the fastest replay ({serial_wall:.1f} s, threads {threads_label})"
           + (f"; with that non-task work added, a serial estimate of {estimate:.1f} s" if estimate else ""))
 
     print("\nratios (wall time):")
-    by_workers = {run.imaging_workers: a for run, a in zip(runs, accounts, strict=True)}
+    by_workers = {run.workers: a for run, a in zip(runs, accounts, strict=True)}
     for workers, a in by_workers.items():
         versus = f"{a.mous_wall_s / serial_wall:.2f}"
         if estimate is not None:
             versus += f"   (vs serial incl. non-task work {estimate:.1f} s: {a.mous_wall_s / estimate:.2f})"
-        print(f"  {workers} imaging worker(s) / serial script: {versus}")
+        print(f"  {workers} worker(s) per stage / serial script: {versus}")
     if 1 in by_workers and 2 in by_workers:
         print(f"  1 worker / 2 workers: MOUS {by_workers[1].mous_wall_s / by_workers[2].mous_wall_s:.2f}x, "
               f"imaging phase {by_workers[1].imaging_wall_s / by_workers[2].imaging_wall_s:.2f}x")

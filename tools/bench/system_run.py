@@ -1,5 +1,5 @@
-"""One MOUS through the system (its own coordinator, one ingest, calibration and findcont worker, N
-imaging workers, as separate processes) and the record of what it did.
+"""One MOUS through the system (its own coordinator, one ingest and one calibration worker, N findcont
+and N imaging workers, as separate processes) and the record of what it did.
 
 The record comes from the run's own coordinator database (SQLite, read once the MOUS is done): every
 job's attempt times and the CASA task calls its worker reported (`casa_calls` of JobSucceeded, with full
@@ -28,7 +28,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, selectinload
 
 BIN = Path(sys.executable).parent
-FIRST_STAGES = ("ingest", "calibration", "findcont")
+SINGLE_STAGES = ("ingest", "calibration")  # one job per MOUS: one worker each
+FAN_OUT_STAGES = ("findcont", "imaging")  # jobs per target and spw: `workers` workers each
 # Older runners said only this about a step; newer ones log its figures as fields (see StepTiming).
 _STEP_MESSAGE = re.compile(r"^CASA step (?P<function>\S+) finished in (?P<seconds>[0-9.]+) s")
 
@@ -63,7 +64,7 @@ class JobRecord:
 
 @dataclass
 class SystemRun:
-    imaging_workers: int
+    workers: int
     submitted_at: datetime
     jobs: list[JobRecord]
     scratch_root: Path  # APERTURE_CASA_SCRATCH_ROOT of this run: the prefix of the recorded paths
@@ -94,11 +95,11 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def run_system(package: Path, imaging_workers: int, workdir: Path) -> SystemRun:
+def run_system(package: Path, workers: int, workdir: Path) -> SystemRun:
     """Submit `package` to a fresh stack (own database, bucket and scratch root; the shared RabbitMQ and
     S3 servers) and wait until every job that can run has run. Raises SystemExit if the MOUS fails."""
     port = free_port()
-    run_dir = workdir / f"system-{imaging_workers}w-{port}"
+    run_dir = workdir / f"system-{workers}w-{port}"
     run_dir.mkdir(parents=True)
     database = run_dir / "coordinator.db"
     scratch_root = run_dir / "scratch"
@@ -116,7 +117,7 @@ def run_system(package: Path, imaging_workers: int, workdir: Path) -> SystemRun:
     }
     processes = [_start([str(BIN / "aperture-coordinator"), "serve"], env, run_dir / "coordinator.log")]
     worker_logs = []
-    for index, stage in enumerate([*FIRST_STAGES, *["imaging"] * imaging_workers]):
+    for index, stage in enumerate([*SINGLE_STAGES, *[stage for stage in FAN_OUT_STAGES for _ in range(workers)]]):
         worker_env = {**env, "APERTURE_HTTP_PORT": str(free_port())}
         worker_logs.append(run_dir / f"{stage}-{index}.log")
         processes.append(_start([str(BIN / f"aperture-{stage}")], worker_env, worker_logs[-1]))
@@ -132,7 +133,7 @@ def run_system(package: Path, imaging_workers: int, workdir: Path) -> SystemRun:
                     break
                 time.sleep(1)
         if detail.state is MousState.FAILED:
-            raise SystemExit(f"the MOUS failed with {imaging_workers} imaging worker(s): {detail.reason}")
+            raise SystemExit(f"the MOUS failed with {workers} worker(s) per stage: {detail.reason}")
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
@@ -142,7 +143,7 @@ def run_system(package: Path, imaging_workers: int, workdir: Path) -> SystemRun:
     steps = _read_steps(worker_logs)
     for job in jobs:
         job.steps = steps.get(job.job_id, [])
-    return SystemRun(imaging_workers=imaging_workers, submitted_at=submitted_at, jobs=jobs, scratch_root=scratch_root)
+    return SystemRun(workers=workers, submitted_at=submitted_at, jobs=jobs, scratch_root=scratch_root)
 
 
 def _wait_for_api(client: ApertureClient) -> None:

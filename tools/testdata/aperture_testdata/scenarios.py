@@ -542,6 +542,35 @@ def selfcal_scenario() -> Scenario:
     )
 
 
+def four_spw_scenario() -> Scenario:
+    """A full band-6 setup as ALMA takes one: 4 spws x 128 channels of 7.8 MHz (1 GHz each), CO(2-1)
+    and 13CO(2-1) in two of them and continuum alone in the other two; the default's sources and
+    schedule. Four times the default's channels and twice its spws: the scale-out benchmark's MOUS,
+    where per-spw and per-cube work outweighs what must run once per MOUS, as on real data."""
+    base = default_scenario()
+    width = 7.8125e6
+    lines = _default_lines()
+
+    def spw(baseband: int, centre_hz: float, rest_frequency_hz: float, transition: str) -> SpwPlan:
+        return SpwPlan(
+            name=f"ALMA_RB_06#BB_{baseband}#SW-01#FULL_RES", centre_frequency_hz=centre_hz, nchan=128,
+            channel_width_hz=width, rest_frequency_hz=rest_frequency_hz, transition=transition,
+        )
+
+    co, co13 = lines["CO(2-1)"], lines["13CO(2-1)"]
+    return _validated(
+        base, name="four_spw",
+        description="25 antennas, band 6, 4 spws x 128 channels, 27 min; the default's calibrators and "
+        "galaxy, CO(2-1) and 13CO(2-1) in two spws and continuum alone in the other two",
+        spws=(
+            spw(1, 230.42e9, co.rest_frequency_hz, co.transition),
+            spw(2, 232.50e9, 232.50e9, "continuum"),
+            spw(3, 220.52e9, co13.rest_frequency_hz, co13.transition),
+            spw(4, 218.00e9, 218.00e9, "continuum"),
+        ),
+    )
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "selfcal": selfcal_scenario,
     "default": default_scenario,
@@ -550,6 +579,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "broad_line": broad_line_scenario,
     "whole_spw_line": whole_spw_line_scenario,
     "bad_antenna": broken_antenna_scenario,
+    "four_spw": four_spw_scenario,
 }
 
 
