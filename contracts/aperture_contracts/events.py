@@ -8,10 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aperture_contracts.continuum import ContinuumRanges
 from aperture_contracts.enums import ErrorClass, ImagingKind, Stage
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.ids import JobId, MousId
 from aperture_contracts.imaging import ImageProduct
-from aperture_contracts.jobs import FluxModel
 from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.products import ExportResult, FootprintResult, PreviewsResult
 from aperture_contracts.qa import QAScore
 from aperture_contracts.selfcal import SelfCalibrationRecord
 from aperture_contracts.storage import ObjectRef
@@ -103,7 +104,9 @@ class ImagingResult(BaseModel):
 
 
 StageResult = Annotated[
-    IngestResult | CalibrationResult | FindcontResult | ImagingResult, Field(discriminator="result_type")
+    IngestResult | CalibrationResult | FindcontResult | ImagingResult | PreviewsResult | FootprintResult
+    | ExportResult,
+    Field(discriminator="result_type"),
 ]
 
 

@@ -26,6 +26,9 @@ MESSAGE_MODELS: dict[str, type[BaseModel]] = {
     "CalibrationJob": jobs.CalibrationJob,
     "FindcontJob": jobs.FindcontJob,
     "ImagingJob": jobs.ImagingJob,
+    "PreviewsJob": jobs.PreviewsJob,
+    "FootprintJob": jobs.FootprintJob,
+    "ExportJob": jobs.ExportJob,
     "JobStarted": events.JobStarted,
     "JobSucceeded": events.JobSucceeded,
     "JobFailed": events.JobFailed,
@@ -73,7 +76,8 @@ def asyncapi_document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     job_messages = {Stage.INGEST: "IngestJob", Stage.CALIBRATION: "CalibrationJob", Stage.FINDCONT: "FindcontJob",
-                    Stage.IMAGING: "ImagingJob"}
+                    Stage.IMAGING: "ImagingJob", Stage.PREVIEWS: "PreviewsJob", Stage.FOOTPRINT: "FootprintJob",
+                    Stage.EXPORT: "ExportJob"}
     for stage in Stage:
         channel = f"jobs.{stage.value}"
         message = job_messages.get(stage)
@@ -122,6 +126,9 @@ def asyncapi_document() -> dict[str, Any]:
         "CalibrationJob": "Calibrate the ingested MSs, or pass restored ones through.",
         "FindcontJob": "Find the continuum ranges of one target in one spw.",
         "ImagingJob": "Subtract a target's continuum, or make one of its images.",
+        "PreviewsJob": "Quick-looks of one image (moment maps of a cube, a HiPS of an aggregate continuum).",
+        "FootprintJob": "The footprint (MOC, STC-S) and ObsCore record of one image.",
+        "ExportJob": "Name, list and check the run's products; write casa_commands.log and the weblog.",
         "JobStarted": "A worker took a job attempt.",
         "JobSucceeded": "A job attempt finished; its outputs are stored.",
         "JobFailed": "A job attempt failed, with its error class.",

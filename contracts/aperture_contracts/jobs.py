@@ -9,10 +9,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aperture_contracts.continuum import ContinuumRanges
-from aperture_contracts.enums import ImagingKind, Stage
+from aperture_contracts.enums import ImagingKind, JobState, Stage
+from aperture_contracts.events import CasaCall, StageResult
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.ids import JobId, MousId
 from aperture_contracts.imaging import ChannelChunk, ImageProduct, ImagingOverrides, ProductSizeLimits
 from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.qa import QAScore
 from aperture_contracts.storage import ObjectRef
 from aperture_contracts.version import SchemaVersion
 
@@ -47,18 +50,6 @@ class IngestJob(JobEnvelope):
     stage: Literal[Stage.INGEST] = Stage.INGEST
     package: ObjectRef
     package_name: str = Field(description="the name it was submitted under", examples=["X2dd.ms.tar.gz"])
-
-
-class FluxModel(BaseModel):
-    """The flux density of a flux calibrator that CASA has no model for, given with the job:
-    S(nu) = flux_jy * (nu / reference_frequency_hz) ** spectral_index (Stokes I)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    field: str = Field(min_length=1, description="the calibrator's field name in the MS", examples=["J1517-2422"])
-    flux_jy: float = Field(gt=0)
-    reference_frequency_hz: float = Field(gt=0)
-    spectral_index: float = 0.0
 
 
 class CalibrationJob(JobEnvelope):
@@ -115,7 +106,66 @@ class ImagingJob(JobEnvelope):
     size_limits: ProductSizeLimits = Field(default_factory=ProductSizeLimits)
 
 
-# Stages that are not built yet have no message type; they add theirs here.
+class PreviewsJob(JobEnvelope):
+    """Quick-looks of one image; for a cube its moment maps and peak spectrum too; for a target's aggregate
+    continuum a HiPS with an offline viewer page."""
+
+    message_type: Literal["previews.job"] = "previews.job"
+    stage: Literal[Stage.PREVIEWS] = Stage.PREVIEWS
+    image: ImageProduct
+    continuum: list[ContinuumRanges] = Field(
+        default_factory=list, description="the image's spws' continuum ranges: a cube's line channels lie outside"
+    )
+    mous_title: str = Field("", description="for the HiPS's title, e.g. the project code and MOUS id")
+
+
+class FootprintJob(JobEnvelope):
+    """The footprint (MOC, STC-S) and the ObsCore record of one image."""
+
+    message_type: Literal["footprint.job"] = "footprint.job"
+    stage: Literal[Stage.FOOTPRINT] = Stage.FOOTPRINT
+    image: ImageProduct
+    metadata: MousMetadata
+    pb_limit: float = Field(0.2, gt=0, lt=1, description="the primary-beam response where the footprint ends")
+    obs_collection: str = "ALMA"
+
+
+class JobRecord(BaseModel):
+    """What the export (the manifest, casa_commands.log and the weblog) needs to know of one job of the run."""
+
+    job_id: JobId
+    stage: Stage
+    kind: str = ""
+    target: str | None = None
+    spw_id: int | None = None
+    state: JobState
+    reason: str = ""
+    attempts: int = Field(ge=0)
+    worker: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    qa: list[QAScore] = Field(default_factory=list)
+    result: StageResult | None = None
+    casa_calls: list[CasaCall] = Field(default_factory=list)
+    log: ObjectRef | None = None
+
+
+class ExportJob(JobEnvelope):
+    """Name, list and check every product of the run, write casa_commands.log and the weblog."""
+
+    message_type: Literal["export.job"] = "export.job"
+    stage: Literal[Stage.EXPORT] = Stage.EXPORT
+    metadata: MousMetadata
+    run: int = Field(ge=1)
+    submitted_at: datetime
+    jobs: list[JobRecord] = Field(description="every job of the run but this one, in plan order")
+    parameters: dict[str, object] = Field(
+        default_factory=dict, description="the settings the run was processed with (the job parameters)"
+    )
+
+
 JobMessage = Annotated[
-    IngestJob | CalibrationJob | FindcontJob | ImagingJob, Field(discriminator="message_type")
+    IngestJob | CalibrationJob | FindcontJob | ImagingJob | PreviewsJob | FootprintJob | ExportJob,
+    Field(discriminator="message_type"),
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from aperture_calibration.plan import CalibrationOptions, CalibrationPlan, plan_calibration
 from aperture_calibration.steps import CalibrationStepResult
-from aperture_contracts.jobs import FluxModel
+from aperture_contracts.flux import FluxModel
 from aperture_ingest.measurement_set import describe_measurement_set
 from aperture_shared.casa.runner import CasaRun, run_casa_step
 from aperture_testdata.casa_runtime import casatools_module

@@ -9,7 +9,8 @@ import pytest
 from aperture_calibration.handler import calibrate, pair_measurement_sets
 from aperture_calibration.plan import CalibrationOptions, SelfCalibrationOptions
 from aperture_contracts.events import CalibrationMode
-from aperture_contracts.jobs import CalibrationJob, FluxModel
+from aperture_contracts.flux import FluxModel
+from aperture_contracts.jobs import CalibrationJob
 from aperture_contracts.qa import QABand
 from aperture_contracts.storage import ObjectRef
 from aperture_shared.errors import BadInput, JobError

@@ -11,7 +11,7 @@ from aperture_calibration.plan import (
     edge_channels,
     plan_calibration,
 )
-from aperture_contracts.jobs import FluxModel
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.qa import QABand
 from support.measurement_set_infos import (
     AMPLI,

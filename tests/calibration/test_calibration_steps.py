@@ -10,7 +10,7 @@ import pytest
 from aperture_calibration.plan import CalibrationOptions, FluxStandard, plan_calibration
 from aperture_calibration.sequence import set_flux_model
 from aperture_calibration.steps import CalibrationStepResult, inspect_delivered_calibration
-from aperture_contracts.jobs import FluxModel
+from aperture_contracts.flux import FluxModel
 from aperture_ingest.measurement_set import describe_measurement_set
 from aperture_shared.casa.calls import CasaCallLog
 from aperture_shared.casa.runner import run_casa_step

@@ -7,8 +7,9 @@ import random
 import pytest
 from aperture_contracts.enums import ErrorClass, ImagingKind, JobState, Stage
 from aperture_contracts.events import CalibrationResult, ImagingResult, IngestResult
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.imaging import Beam, ChannelChunk, CubeChunkImage, ImageProduct
-from aperture_contracts.jobs import CalibrationJob, FindcontJob, FluxModel, ImagingJob
+from aperture_contracts.jobs import CalibrationJob, FindcontJob, ImagingJob
 from aperture_coordinator.db import Database
 from aperture_coordinator.job_messages import MissingInput, dependency_result
 from aperture_coordinator.settings import CoordinatorSettings

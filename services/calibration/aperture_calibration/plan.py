@@ -31,7 +31,7 @@ known flux) sets the scale instead, else rule 4 applies to the bandpass calibrat
 import math
 from enum import StrEnum
 
-from aperture_contracts.jobs import FluxModel
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.metadata import FieldInfo, MeasurementSetInfo
 from pydantic import BaseModel, Field
 

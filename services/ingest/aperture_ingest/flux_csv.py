@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from aperture_contracts.jobs import FluxModel
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.metadata import MeasurementSetInfo
 from aperture_shared.errors import BadInput
 

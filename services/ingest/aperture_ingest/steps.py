@@ -7,7 +7,7 @@ around it only moves files to and from storage.
 from pathlib import Path
 from typing import Any
 
-from aperture_contracts.jobs import FluxModel
+from aperture_contracts.flux import FluxModel
 from aperture_contracts.metadata import MeasurementSetInfo, MousMetadata
 from aperture_contracts.packaging import OPERATOR_CONT_DAT_NAME, OPERATOR_FLUX_CSV_NAME
 from aperture_contracts.reports import RestoredMeasurementSetRecord

@@ -1,0 +1,133 @@
+"""What the product stages make: previews and HiPS, footprints with their ObsCore records, and the export
+package of an MOUS."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aperture_contracts.storage import ObjectRef
+
+
+class PreviewRole(StrEnum):
+    """What a preview file shows."""
+
+    QUICKLOOK = "quicklook"  # PNG of the image (a cube: its peak channel), sky axes, beam, colour bar
+    THUMBNAIL = "thumbnail"  # small PNG without axes
+    MOMENT0 = "moment0"  # FITS: integrated intensity over the line channels
+    MOMENT0_PNG = "moment0_png"
+    PEAK = "peak"  # FITS: peak intensity (moment 8) over the line channels
+    PEAK_PNG = "peak_png"
+    SPECTRUM_PNG = "spectrum_png"  # the spectrum at the peak, continuum ranges marked
+
+
+class PreviewFile(BaseModel):
+    role: PreviewRole
+    file: ObjectRef
+
+
+class HipsProduct(BaseModel):
+    """A HiPS of a target's aggregate continuum image, with a page that shows it offline."""
+
+    prefix: str = Field(description="the HiPS root in storage; `properties` and Norder*/ lie under it")
+    properties: ObjectRef
+    viewer_page: ObjectRef = Field(description="index.html beside the HiPS: an Aladin Lite page, all files local")
+    max_order: int = Field(ge=0)
+    min_order: int = Field(ge=0)
+    tiles: int = Field(ge=0)
+    files: list[ObjectRef] = Field(default_factory=list, description="every file of the HiPS and its page")
+
+
+class ObsCoreRecord(BaseModel):
+    """One product as a row of the IVOA ObsCore 1.1 table (field names are its column names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataproduct_type: str = Field(examples=["image", "cube"])
+    calib_level: int = Field(ge=0, le=4)
+    obs_collection: str
+    obs_id: str
+    obs_publisher_did: str
+    access_url: str
+    access_format: str = "application/fits"
+    access_estsize: int = Field(ge=0, description="kbyte")
+    target_name: str
+    s_ra: float = Field(description="deg, ICRS")
+    s_dec: float = Field(description="deg, ICRS")
+    s_fov: float = Field(description="deg: diameter of the footprint")
+    s_region: str = Field(description="STC-S polygon of the footprint")
+    s_resolution: float = Field(description="arcsec: restoring beam major axis")
+    s_xel1: int
+    s_xel2: int
+    em_min: float = Field(description="m")
+    em_max: float = Field(description="m")
+    em_res_power: float
+    em_xel: int
+    t_min: float | None = Field(None, description="MJD")
+    t_max: float | None = Field(None, description="MJD")
+    t_exptime: float | None = Field(None, description="s")
+    t_resolution: float | None = None
+    t_xel: int | None = None
+    pol_states: str = "/I/"
+    pol_xel: int = 1
+    o_ucd: str = "phot.flux.density;em.radio"
+    facility_name: str
+    instrument_name: str
+
+
+class PreviewsResult(BaseModel):
+    """The previews of one image; for a target's aggregate continuum, its HiPS too."""
+
+    result_type: Literal["previews"] = "previews"
+
+    kind: str = Field(description="the image's kind (mfs, cont, cube)")
+    target: str
+    spw_ids: list[int]
+    files: list[PreviewFile]
+    hips: HipsProduct | None = None
+
+
+class FootprintResult(BaseModel):
+    """Where one image looks on the sky, and its ObsCore record."""
+
+    result_type: Literal["footprint"] = "footprint"
+
+    kind: str
+    target: str
+    spw_ids: list[int]
+    moc: ObjectRef = Field(description="MOC (FITS) of the pixels whose primary-beam response is above the limit")
+    moc_json: ObjectRef
+    moc_order: int = Field(ge=0, le=29)
+    area_deg2: float = Field(ge=0)
+    s_region: str
+    pb_limit: float
+    obscore: ObsCoreRecord
+    votable: ObjectRef = Field(description="the ObsCore record as a VOTable")
+
+
+class ManifestEntry(BaseModel):
+    """One file of the export package."""
+
+    name: str = Field(description="path inside the package")
+    size_bytes: int = Field(ge=0)
+    sha256: str
+    kind: str = Field(examples=["image", "pb", "cube", "cont_dat", "preview", "moc", "obscore", "weblog", "log"])
+    target: str | None = None
+    spw_ids: list[int] = Field(default_factory=list)
+    qa_score: float | None = None
+    qa_band: str | None = None
+
+
+class ExportResult(BaseModel):
+    """The export package of an MOUS: every product under one prefix, with a manifest and a weblog."""
+
+    result_type: Literal["export"] = "export"
+
+    package_prefix: str
+    manifest: ObjectRef
+    weblog: ObjectRef = Field(description="the weblog's home page (index.html) in storage")
+    casa_commands: ObjectRef
+    files: int = Field(ge=0)
+    total_bytes: int = Field(ge=0)
+    created_at: datetime
