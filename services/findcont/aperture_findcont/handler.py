@@ -3,15 +3,14 @@ ranges of one target in one spw inside CASA, store cont.dat and the plot as prod
 
 import asyncio
 import os
-import re
 from pathlib import Path
 
 from aperture_contracts.continuum import ContinuumCase
 from aperture_contracts.events import FindcontResult
-from aperture_contracts.ids import mous_key
 from aperture_contracts.jobs import FindcontJob
 from aperture_contracts.qa import QAMetric, QAScore
 from aperture_shared.errors import BadInput
+from aperture_shared.naming import science_stem
 from aperture_shared.worker import JobContext, JobOutcome
 
 from aperture_findcont.cont_dat import ContDatEntry, parse_cont_dat
@@ -36,9 +35,8 @@ OPERATOR_OVERRIDES_LINES_SCORE = 0.8
 
 
 def product_stem(job: FindcontJob) -> str:
-    """`<mous>.<target>_sci.spw<id>`, the ALMA products' naming; characters unsafe in keys become '_'."""
-    target = re.sub(r"[^A-Za-z0-9_.+-]", "_", job.target)
-    return f"{mous_key(job.mous_id)}.{target}_sci.spw{job.spw_id}"
+    """`<mous>.<target>_sci.spw<id>`, the ALMA products' naming."""
+    return science_stem(job.mous_id, job.target, [job.spw_id])
 
 
 def spw_name(job: FindcontJob) -> str | None:
@@ -100,7 +98,8 @@ async def find_continuum(job: FindcontJob, context: JobContext) -> JobOutcome:
                 "target": job.target,
                 "spw_id": job.spw_id,
                 "output_dir": str(context.scratch / "findcont"),
-                "threads": len(os.sched_getaffinity(0)),
+                # ducc0's threads: as many as CASA may use (one per worker when workers share the cores).
+                "threads": context.casa_settings.threads or len(os.sched_getaffinity(0)),
                 "operator": None if operator is None else {
                     "all_continuum": operator.all_continuum,
                     "ranges": [[r.low_hz, r.high_hz, r.frame] for r in operator.ranges],

@@ -1,4 +1,4 @@
-"""Product names the ALMA way, so that people who know ALMA archive products know these:
+"""The imaging products' names (the rule is aperture_shared.naming's):
 
     <mous>.<target>_sci.spw<ids joined by _>.<mfs|cont|cube>.I.<pbcor|pb|image>.fits
     <mous>.<target>_sci.spw19_21_23_25.cont.I.tt0.pbcor.fits          (mtmfs: Taylor term 0)
@@ -7,10 +7,8 @@ and the continuum-subtracted Measurement Sets of a target. A cube imaged in chan
 of a cube imaged in one job; its chunks' images are intermediates with names of their own.
 """
 
-import re
-
 from aperture_contracts.enums import ImagingKind
-from aperture_contracts.ids import mous_key
+from aperture_shared.naming import image_stem, safe_name
 
 # FITS products of an image, by role; extras beside the three every image has.
 PBCOR, IMAGE, PB, RESIDUAL, MASK, ALPHA = "pbcor", "image", "pb", "residual", "mask", "alpha"
@@ -18,19 +16,9 @@ MAIN_ROLES = (PBCOR, IMAGE, PB)
 # Roles that have one image per Taylor term with mtmfs (named .tt0); the mask and alpha have one only.
 PER_TERM_ROLES = (PBCOR, IMAGE, PB, RESIDUAL)
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9+.-]+")
-
-
-def safe_name(name: str) -> str:
-    """A field name as it appears in file names: runs of anything but letters, digits, '+', '-' and '.'
-    become '_' (ALMA writes 'NGC 2872' as NGC_2872)."""
-    return _UNSAFE.sub("_", name).strip("_") or "field"
-
-
 def product_stem(mous_id: str, target: str, spw_ids: list[int], kind: ImagingKind) -> str:
     """`<mous>.<target>_sci.spw<ids>.<kind>.I`"""
-    spws = "_".join(str(spw) for spw in spw_ids)
-    return f"{mous_key(mous_id)}.{safe_name(target)}_sci.spw{spws}.{kind.value}.I"
+    return image_stem(mous_id, target, spw_ids, kind.value)
 
 
 def fits_name(stem: str, role: str, multiterm: bool) -> str:
