@@ -14,6 +14,7 @@ task calls (see serial_replay.py for what that does and does not include).
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,8 @@ def main() -> int:
                         "every core); the fastest replay is the baseline")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs, databases)")
     args = parser.parse_args()
+    # Stopped from outside: leave through the `finally`s, so that the runs' servers and workers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at the start"
           + (" (busy: expect noisy figures)" if load > 0.5 else ""))
