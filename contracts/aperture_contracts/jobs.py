@@ -149,6 +149,7 @@ class JobRecord(BaseModel):
     result: StageResult | None = None
     casa_calls: list[CasaCall] = Field(default_factory=list)
     log: ObjectRef | None = None
+    outputs: list[ObjectRef] = Field(default_factory=list, description="what it stored (products among them)")
 
 
 class ExportJob(JobEnvelope):

@@ -5,8 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from aperture_contracts.obscore import ObsCoreRecord
 from aperture_contracts.storage import ObjectRef
 
 
@@ -37,43 +38,6 @@ class HipsProduct(BaseModel):
     min_order: int = Field(ge=0)
     tiles: int = Field(ge=0)
     files: list[ObjectRef] = Field(default_factory=list, description="every file of the HiPS and its page")
-
-
-class ObsCoreRecord(BaseModel):
-    """One product as a row of the IVOA ObsCore 1.1 table (field names are its column names)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataproduct_type: str = Field(examples=["image", "cube"])
-    calib_level: int = Field(ge=0, le=4)
-    obs_collection: str
-    obs_id: str
-    obs_publisher_did: str
-    access_url: str
-    access_format: str = "application/fits"
-    access_estsize: int = Field(ge=0, description="kbyte")
-    target_name: str
-    s_ra: float = Field(description="deg, ICRS")
-    s_dec: float = Field(description="deg, ICRS")
-    s_fov: float = Field(description="deg: diameter of the footprint")
-    s_region: str = Field(description="STC-S polygon of the footprint")
-    s_resolution: float = Field(description="arcsec: restoring beam major axis")
-    s_xel1: int
-    s_xel2: int
-    em_min: float = Field(description="m")
-    em_max: float = Field(description="m")
-    em_res_power: float
-    em_xel: int
-    t_min: float | None = Field(None, description="MJD")
-    t_max: float | None = Field(None, description="MJD")
-    t_exptime: float | None = Field(None, description="s")
-    t_resolution: float | None = None
-    t_xel: int | None = None
-    pol_states: str = "/I/"
-    pol_xel: int = 1
-    o_ucd: str = "phot.flux.density;em.radio"
-    facility_name: str
-    instrument_name: str
 
 
 class PreviewsResult(BaseModel):
