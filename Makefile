@@ -26,8 +26,15 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml services/*/pyproj
 	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
+# Aladin Lite (the HiPS viewer the previews service copies beside each HiPS), from the npm registry.
+VIEWER := $(ROOT)/services/previews/viewer
+$(VIEWER)/node_modules/.installed: $(VIEWER)/package-lock.json
+	$(STACK)/install.sh --node
+	cd $(VIEWER) && npm ci --no-audit --no-fund
+	touch $@
+
 .PHONY: venv
-venv: $(VENV)/.synced ## Create .venv with every package and the `aperture` CLI
+venv: $(VENV)/.synced $(VIEWER)/node_modules/.installed ## Create .venv with every package, the `aperture` CLI and the HiPS viewer
 
 .PHONY: infra
 infra: ## Install (if missing) and start RabbitMQ, the S3 server and PostgreSQL on 127.0.0.1

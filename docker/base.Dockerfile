@@ -7,6 +7,13 @@
 #   (or: docker build -f docker/base.Dockerfile -t aperture-base:dev .)
 # CASA publishes Linux wheels for x86_64 only, so the image is linux/amd64 (emulated on arm64 hosts).
 
+# Aladin Lite, the HiPS viewer the previews service copies beside each HiPS, from the npm registry as
+# services/previews/viewer/package-lock.json pins it; only its package goes into the image.
+FROM node:20-bookworm-slim AS viewer
+WORKDIR /viewer
+COPY services/previews/viewer/package.json services/previews/viewer/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm
 
 # uv from its own image, pinned to the release that wrote uv.lock.
@@ -38,6 +45,9 @@ COPY services/ingest/pyproject.toml services/ingest/
 COPY services/calibration/pyproject.toml services/calibration/
 COPY services/findcont/pyproject.toml services/findcont/
 COPY services/imaging/pyproject.toml services/imaging/
+COPY services/previews/pyproject.toml services/previews/
+COPY services/footprint/pyproject.toml services/footprint/
+COPY services/export/pyproject.toml services/export/
 COPY cli/pyproject.toml cli/
 COPY tools/testdata/pyproject.toml tools/testdata/
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -53,6 +63,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 
 COPY --chmod=0755 docker/healthcheck.py /usr/local/bin/aperture-healthcheck
+COPY --from=viewer /viewer/node_modules/aladin-lite /opt/aperture/aladin-lite
 
 # Where the services write: per-job CASA scratch and spooled uploads. Owned by the service user; named
 # volumes mounted here start with this ownership. matplotlib (imported by casatasks) wants a writable

@@ -13,8 +13,9 @@ trap cleanup EXIT
 trap "exit 130" INT TERM HUP PIPE  # so that the EXIT trap runs when interrupted too
 "$stack/up.sh" --with-postgres --started-file "$started"
 
-# docker-compose.yml and k8s/ are validated offline with docker-compose (client only) and kubectl.
-"$stack/install.sh" --deploy-validators
+# docker-compose.yml and k8s/ are validated offline with docker-compose (client only) and kubectl; pages
+# (the weblog, the HiPS viewer) are tested in a headless Chromium.
+"$stack/install.sh" --deploy-validators --browser
 
 set +e
 "$root/.venv/bin/pytest" "$@"

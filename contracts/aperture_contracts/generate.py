@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from aperture_contracts import api, events, jobs, packaging, reports, topology
+from aperture_contracts import api, events, jobs, manifest, obscore, packaging, reports, topology
 from aperture_contracts.enums import Stage
 from aperture_contracts.version import SCHEMA_VERSION
 
@@ -37,6 +37,8 @@ MESSAGE_MODELS: dict[str, type[BaseModel]] = {
 DOCUMENT_MODELS: dict[str, type[BaseModel]] = {
     "RestoreManifest": packaging.RestoreManifest,
     "IngestReport": reports.IngestReport,
+    "ProductManifest": manifest.Manifest,
+    "ObsCoreRecord": obscore.ObsCoreRecord,
     "SubmitFromStorage": api.SubmitFromStorage,
     "MousSummary": api.MousSummary,
     "MousDetail": api.MousDetail,

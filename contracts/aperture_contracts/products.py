@@ -70,19 +70,6 @@ class FootprintResult(BaseModel):
     votable: ObjectRef = Field(description="the ObsCore record as a VOTable")
 
 
-class ManifestEntry(BaseModel):
-    """One file of the export package."""
-
-    name: str = Field(description="path inside the package")
-    size_bytes: int = Field(ge=0)
-    sha256: str
-    kind: str = Field(examples=["image", "pb", "cube", "cont_dat", "preview", "moc", "obscore", "weblog", "log"])
-    target: str | None = None
-    spw_ids: list[int] = Field(default_factory=list)
-    qa_score: float | None = None
-    qa_band: str | None = None
-
-
 class ExportResult(BaseModel):
     """The export package of an MOUS: every product under one prefix, with a manifest and a weblog."""
 

@@ -1,5 +1,6 @@
 """QA scores, in the ALMA pipeline's convention."""
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -30,10 +31,20 @@ class QAScore(BaseModel):
 
     @property
     def band(self) -> QABand:
-        if self.score <= 0.33:
-            return QABand.ERROR
-        if self.score <= 0.66:
-            return QABand.WARNING
-        if self.score <= 0.90:
-            return QABand.BELOW_STANDARD
-        return QABand.GOOD
+        return band_for(self.score)
+
+
+def band_for(score: float) -> QABand:
+    """The ALMA colour band of a score in [0, 1]."""
+    if score <= 0.33:
+        return QABand.ERROR
+    if score <= 0.66:
+        return QABand.WARNING
+    if score <= 0.90:
+        return QABand.BELOW_STANDARD
+    return QABand.GOOD
+
+
+def lowest_score(scores: Iterable[QAScore]) -> QAScore | None:
+    """The worst score (ALMA's convention for a summary: one bad image is not averaged away)."""
+    return min(scores, key=lambda score: score.score, default=None)

@@ -20,7 +20,9 @@ from aperture_contracts.events import (
     JobSucceeded,
 )
 from aperture_contracts.ids import mous_key
+from aperture_contracts.imaging import Beam, ImageProduct
 from aperture_contracts.metadata import FieldInfo, MeasurementSetInfo, MousMetadata, SpectralWindow
+from aperture_contracts.products import PreviewFile, PreviewRole, PreviewsResult
 from aperture_contracts.qa import QAMetric, QAScore
 from aperture_contracts.storage import ObjectRef
 from aperture_coordinator.db import Database
@@ -157,13 +159,32 @@ def stage_succeeded(job_id: str, stage: Stage, attempt: int = 1, *, at: datetime
         )
     elif stage == Stage.IMAGING and target is not None:
         subtracted = []
+        spw_ids = [spw_id] if spw_id is not None else [17]
         if kind == "contsub":
             subtracted = [object_ref(work + "uid___A002_X1_X2.contsub.ms.tar", job_id.encode())]
+        images = [] if kind == "contsub" else [image_product(work, ImagingKind(kind), target, spw_ids)]
         update["result"] = ImagingResult(
-            kind=ImagingKind(kind), target=target, spw_ids=[spw_id] if spw_id is not None else [],
-            measurement_sets=subtracted,
+            kind=ImagingKind(kind), target=target, spw_ids=spw_ids, measurement_sets=subtracted, images=images,
+        )
+    elif stage == Stage.PREVIEWS and target is not None:
+        png = object_ref(work + "quicklook.png", job_id.encode(), "image/png")
+        update["outputs"] = [png]
+        update["result"] = PreviewsResult(
+            kind=kind, target=target, spw_ids=[spw_id] if spw_id is not None else [17],
+            files=[PreviewFile(role=PreviewRole.QUICKLOOK, file=png)],
         )
     return event.model_copy(update=update)
+
+
+def image_product(work: str, kind: ImagingKind, target: str, spw_ids: list[int]) -> ImageProduct:
+    """An image as an imaging job reports it (FITS in the job's work prefix, plausible figures)."""
+    return ImageProduct(
+        kind=kind, target=target, spw_ids=spw_ids, pbcor=object_ref(work + "image.pbcor.fits", b"pbcor"),
+        image=object_ref(work + "image.fits", b"image"), pb=object_ref(work + "image.pb.fits", b"pb"),
+        beam=Beam(major_arcsec=1.9, minor_arcsec=1.5, position_angle_deg=80.0), cell_arcsec=0.3,
+        imsize=[150, 150], num_channels=64 if kind == ImagingKind.CUBE else 1, frequency_min_hz=230.0e9,
+        frequency_max_hz=231.0e9, rms_jy=1e-3, peak_jy=0.03, theoretical_sensitivity_jy=9e-4, threshold_jy=2e-3,
+    )
 
 
 def failed(job_id: str, error_class: ErrorClass, attempt: int = 1, *, at: datetime,

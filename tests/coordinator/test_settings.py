@@ -2,6 +2,7 @@
 
 import pytest
 from aperture_contracts.enums import Stage
+from aperture_coordinator.job_messages import STAGES_WITH_MESSAGES
 from aperture_coordinator.settings import CoordinatorSettings
 from pydantic import ValidationError
 
@@ -11,8 +12,7 @@ def test_defaults_dispatch_every_built_stage_to_an_embedded_database(monkeypatch
         monkeypatch.delenv(name, raising=False)
     settings = CoordinatorSettings()
     assert settings.database_url == "sqlite:///var/aperture.db"
-    # Every stage with a worker service; previews, footprint and export are not built yet.
-    assert settings.enabled_stages == [Stage.INGEST, Stage.CALIBRATION, Stage.FINDCONT, Stage.IMAGING]
+    assert settings.enabled_stages == list(Stage)
     assert (settings.api_host, settings.api_port, settings.max_attempts) == ("127.0.0.1", 8000, 3)
     assert settings.time_limit_s(Stage.IMAGING) == 12 * 3600
     assert settings.fault_injection is None
@@ -29,9 +29,8 @@ def test_enabled_stages_and_time_limits_come_from_the_environment(monkeypatch: p
     assert settings.fault_injection == "crash_after_publish_before_commit"
 
 
-def test_a_stage_without_a_job_message_cannot_be_enabled() -> None:
-    with pytest.raises(ValidationError, match="enabled_stages names previews, which has no job message"):
-        CoordinatorSettings(enabled_stages=[Stage.INGEST, Stage.PREVIEWS])
+def test_every_stage_has_a_job_message_builder() -> None:
+    assert STAGES_WITH_MESSAGES == set(Stage)
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,12 @@ import yaml
 from aperture_calibration.settings import CalibrationSettings
 from aperture_coordinator.main import cli as coordinator_cli
 from aperture_coordinator.settings import CoordinatorSettings
+from aperture_export.settings import ExportSettings
 from aperture_findcont.settings import FindcontSettings
+from aperture_footprint.settings import FootprintSettings
 from aperture_imaging.settings import ImagingSettings
 from aperture_ingest.settings import IngestSettings
+from aperture_previews.settings import PreviewsSettings
 from aperture_shared.settings import CasaSettings, CommonSettings
 from pydantic_settings import BaseSettings
 from settings_fields import variable_is_read
@@ -69,7 +72,8 @@ class Workload:
 
 STAGE_WORKER_SETTINGS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings, "calibration": CalibrationSettings, "findcont": FindcontSettings,
-    "imaging": ImagingSettings,
+    "imaging": ImagingSettings, "previews": PreviewsSettings, "footprint": FootprintSettings,
+    "export": ExportSettings,
 }
 SERVICE_CREDENTIALS = frozenset({"APERTURE_AMQP_URL", "APERTURE_S3_ACCESS_KEY", "APERTURE_S3_SECRET_KEY"})
 WORKLOADS = {

@@ -1,14 +1,18 @@
 """A real headless browser for page tests: Debian's Chromium driven by Playwright for Python.
 
-`make browser` installs Chromium (never `playwright install`, which downloads). The flags keep Chromium
-from reaching out on its own (component updates, sync, background networking), so that any request a
-page makes to another host is the page's doing and a test can fail on it.
+`tools/stack/install.sh --browser` installs Chromium (never `playwright install`, which downloads). The
+flags keep Chromium from reaching out on its own (component updates, sync, background networking), so
+that any request a page makes to another host is the page's doing and a test can fail on it.
 """
 
+import functools
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -35,7 +39,7 @@ class PageRecord:
 
 def chromium_path() -> str:
     found = CHROMIUM if shutil.which(CHROMIUM) else shutil.which("chromium")
-    require(found is not None, "Chromium (`make browser` installs Debian's chromium)")
+    require(found is not None, "Chromium (`tools/stack/install.sh --browser` installs it; `make test` does so)")
     assert found is not None
     return found
 
@@ -77,3 +81,23 @@ def record_page(page: Any) -> PageRecord:
     page.on("request", on_request)
     page.on("response", on_response)
     return record
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class names it so)
+        pass
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """`folder` on a local HTTP server (a thread, a free port) as its base URL, ending in '/'. Pages with ES
+    modules or WASM need http: browsers refuse those from file://."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -3,9 +3,9 @@ plain Python process, as a hand-written script of the same calls would run them.
 
     python serial_replay.py PLAN.json RESULT.json      (the bench runs it; see `prepare_replay`)
 
-What is replayed: every casatasks call the workers reported (`casa_calls`, full parameters), in the order
-they started. The recorded paths name the workers' per-job scratch directories; they are rewritten to a
-replay workspace that keeps the same per-job layout:
+What is replayed: every casatasks call (and image-tool call, `ia.<method>`) the workers reported
+(`casa_calls`, full parameters), in the order they started. The recorded paths name the workers' per-job
+scratch directories; they are rewritten to a replay workspace that keeps the same per-job layout:
 - what ingest unpacked from the package (`<job>/unpacked/...`) is unpacked there before the clock starts;
 - what a job downloaded from storage (`<job>/input/...`) was written by an earlier call of the run, so it
   is linked (a symlink, made when the call comes, in no measurable time) to the newest path of the same
@@ -146,9 +146,10 @@ def replay(plan: ReplayPlan) -> ReplayResult:
     root = Path(plan.root)
     configure_offline(root / "casa.log")
     import casatasks  # type: ignore[import-untyped]
-    import casatools  # type: ignore[import-untyped]  # noqa: F401
+    import casatools  # type: ignore[import-untyped]
 
     import_s = time.monotonic() - started
+    image_tool = casatools.image()  # for the recorded image-tool calls ("ia.<method>"), as a script has one
     created: list[Path] = []
     replayed: list[ReplayedCall] = []
     for call in plan.calls:
@@ -159,7 +160,12 @@ def replay(plan: ReplayPlan) -> ReplayResult:
         folders = {path.parent for path in paths}
         before = {entry for folder in folders for entry in folder.iterdir()}
         t0 = time.monotonic()
-        getattr(casatasks, call.task)(**call.parameters)
+        if call.task.startswith("ia."):
+            returned = getattr(image_tool, call.task.removeprefix("ia."))(**call.parameters)
+            if hasattr(returned, "done"):  # imageconcat returns a tool of its own
+                returned.done()
+        else:
+            getattr(casatasks, call.task)(**call.parameters)
         seconds = time.monotonic() - t0
         for name in OUTPUT_PARAMETERS:
             output = call.parameters.get(name)

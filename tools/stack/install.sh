@@ -42,6 +42,8 @@ usage() {
     printf 'usage: %s [--deploy-validators]\n' "$0" >&2
     printf '  --deploy-validators  also docker-compose (client only, no engine) and kubectl, which check\n' >&2
     printf '                       docker-compose.yml and k8s/ offline\n' >&2
+    printf '  --node               also npm (it installs the HiPS viewer, Aladin Lite, from the npm registry)\n' >&2
+    printf '  --browser            also Chromium (the browser tests drive it headless)\n' >&2
     exit 2
 }
 
@@ -52,6 +54,15 @@ main() {
                 PACKAGES+=(docker-compose kubernetes-client)
                 COMMAND_OF_PACKAGE[docker-compose]=docker-compose
                 COMMAND_OF_PACKAGE[kubernetes-client]=kubectl
+                ;;
+            --node)
+                PACKAGES+=(npm)
+                COMMAND_OF_PACKAGE[npm]=npm
+                COMMAND_IS_ENOUGH[npm]=1  # a Node.js from elsewhere (nodesource, nvm) does as well
+                ;;
+            --browser)
+                PACKAGES+=(chromium)
+                COMMAND_OF_PACKAGE[chromium]=chromium
                 ;;
             *) usage ;;
         esac

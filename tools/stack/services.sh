@@ -10,9 +10,10 @@ log_dir="$root/var/log"
 mkdir -p "$run_dir" "$log_dir"
 
 # name | command | health URL
-declare -A http_port=([ingest]=9101 [calibration]=9102 [findcont]=9103 [imaging]=9104)
+declare -A http_port=([ingest]=9101 [calibration]=9102 [findcont]=9103 [imaging]=9104 [previews]=9105 [footprint]=9106
+  [export]=9107)
 services=("coordinator|$bin/aperture-coordinator serve|http://127.0.0.1:${APERTURE_API_PORT:-8000}/readyz")
-for stage in ingest calibration findcont imaging; do
+for stage in ingest calibration findcont imaging previews footprint export; do
   services+=("$stage|$bin/aperture-$stage|http://127.0.0.1:${http_port[$stage]}/readyz")
 done
 

@@ -13,8 +13,18 @@ from typing import TypeVar
 from aperture_contracts.enums import ImagingKind, Stage
 from aperture_contracts.events import CalibrationResult, FindcontResult, ImagingResult, IngestResult, StageResult
 from aperture_contracts.ids import mous_key
-from aperture_contracts.imaging import ChannelChunk
-from aperture_contracts.jobs import CalibrationJob, FindcontJob, ImagingJob, IngestJob, JobEnvelope
+from aperture_contracts.imaging import ChannelChunk, ImageProduct
+from aperture_contracts.jobs import (
+    CalibrationJob,
+    ExportJob,
+    FindcontJob,
+    FootprintJob,
+    ImagingJob,
+    IngestJob,
+    JobEnvelope,
+    JobRecord,
+    PreviewsJob,
+)
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.storage import ObjectRef
 from pydantic import TypeAdapter
@@ -152,6 +162,57 @@ def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -
     )
 
 
+def _image_of(job: Job) -> ImageProduct:
+    """The image a previews or footprint job is about: the one its imaging job made."""
+    images = dependency_result(job, Stage.IMAGING, ImagingResult).images
+    if len(images) != 1:
+        raise MissingInput(f"job {job.job_id} depends on an imaging job with {len(images)} images, not one")
+    return images[0]
+
+
+def _previews_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> PreviewsJob:
+    image = _image_of(job)
+    continuum = sorted(
+        (found.continuum for found in ancestor_results(job, Stage.FINDCONT, FindcontResult)
+         if found.continuum.target == image.target and found.continuum.spw_id in image.spw_ids),
+        key=lambda ranges: ranges.spw_id,
+    )
+    return PreviewsJob(
+        **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
+        image=image, continuum=continuum, mous_title=f"{mous.id} {image.target}",
+    )
+
+
+def _footprint_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> FootprintJob:
+    return FootprintJob(
+        **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
+        image=_image_of(job), metadata=MousMetadata.model_validate(mous.observation),
+    )
+
+
+def job_record(job: Job) -> JobRecord:
+    """What the export knows of a job: its state, its current attempt's times and its result."""
+    attempt = job.current_attempt()
+    done = job.result or {}
+    return JobRecord(
+        job_id=job.job_id, stage=job.stage, kind=job.kind, target=job.target, spw_id=job.spw_id, state=job.state,
+        reason=job.reason, attempts=job.attempt, worker=attempt.worker if attempt else None,
+        started_at=attempt.started_at if attempt else None, ended_at=attempt.ended_at if attempt else None,
+        duration_s=done.get("duration_s"), qa=done.get("qa", []),
+        result=_STAGE_RESULT.validate_python(done["result"]) if done.get("result") else None,
+        casa_calls=done.get("casa_calls", []), log=done.get("log"), outputs=done.get("outputs", []),
+    )
+
+
+def _export_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> ExportJob:
+    run_jobs = [other for other in mous.jobs if other.run == job.run and other.pk != job.pk]
+    return ExportJob(
+        **_envelope(mous, job, time_limit_s, now),  # type: ignore[arg-type]
+        metadata=MousMetadata.model_validate(mous.observation), run=job.run, submitted_at=mous.submitted_at,
+        jobs=[job_record(other) for other in run_jobs],
+    )
+
+
 MessageBuilder = Callable[[Mous, Job, float, datetime], JobEnvelope]
 """Makes the message of a job's current attempt from the MOUS, the job, its time limit and the time."""
 
@@ -160,5 +221,8 @@ MESSAGE_BUILDERS: Mapping[Stage, MessageBuilder] = {
     Stage.CALIBRATION: _calibration_message,
     Stage.FINDCONT: _findcont_message,
     Stage.IMAGING: _imaging_message,
+    Stage.PREVIEWS: _previews_message,
+    Stage.FOOTPRINT: _footprint_message,
+    Stage.EXPORT: _export_message,
 }
 STAGES_WITH_MESSAGES = frozenset(MESSAGE_BUILDERS)

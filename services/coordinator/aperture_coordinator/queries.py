@@ -84,9 +84,15 @@ def mous_detail(session: Session, mous_id: str) -> MousDetail | None:
         )
     )
     prefix = products_prefix(mous.id)
+    # The current run's products only: an object an earlier run wrote under a name this run does not use
+    # is still in storage, but it is not a product of what the MOUS now is.
     products = session.scalars(
         select(StoredObject)
-        .where(StoredObject.mous_id == mous.id, StoredObject.key.startswith(prefix, autoescape=True))
+        .join(Job, StoredObject.job_pk == Job.pk)
+        .where(
+            StoredObject.mous_id == mous.id, StoredObject.key.startswith(prefix, autoescape=True),
+            Job.run == mous.run,
+        )
         .order_by(StoredObject.key)
     )
     metadata: MousMetadata | None = None

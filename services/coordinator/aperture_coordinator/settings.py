@@ -8,8 +8,6 @@ from aperture_shared.settings import CommonSettings
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from aperture_coordinator.job_messages import STAGES_WITH_MESSAGES
-
 # Points between a database commit and a broker publish where the relay can kill its own process, so
 # that end-to-end tests can prove that neither order of failure loses or duplicates work.
 FaultInjection = Literal["crash_after_commit_before_publish", "crash_after_publish_before_commit"]
@@ -38,10 +36,8 @@ class CoordinatorSettings(CommonSettings):
     # Stages whose worker service is deployed. Jobs of other stages wait in WAITING_FOR_SERVICE, and are
     # dispatched by the reconcile loop once the coordinator runs with their stage enabled.
     # From the environment: a comma-separated list (APERTURE_ENABLED_STAGES=ingest,calibration).
-    # Default: every stage whose service is built (has a job message); the rest wait for their service.
-    enabled_stages: Annotated[list[Stage], NoDecode] = Field(
-        default_factory=lambda: [stage for stage in Stage if stage in STAGES_WITH_MESSAGES]
-    )
+    # Default: every stage.
+    enabled_stages: Annotated[list[Stage], NoDecode] = Field(default_factory=lambda: list(Stage))
     max_attempts: int = Field(3, ge=1, description="attempts of a job before a transient failure is final")
     retry_backoff_base_s: float = Field(5.0, ge=0, description="delay before attempt 2; doubled per attempt")
     retry_backoff_cap_s: float = Field(600.0, ge=0, description="longest delay between attempts")
@@ -92,12 +88,6 @@ class CoordinatorSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _check_stages(self) -> "CoordinatorSettings":
-        without_messages = [stage.value for stage in self.enabled_stages if stage not in STAGES_WITH_MESSAGES]
-        if without_messages:
-            raise ValueError(
-                f"enabled_stages names {', '.join(without_messages)}, which has no job message type yet; "
-                f"enable only {', '.join(sorted(s.value for s in STAGES_WITH_MESSAGES))}"
-            )
         not_positive = [stage.value for stage, limit in self.stage_time_limits_s.items() if limit <= 0]
         if not_positive:
             raise ValueError(f"stage_time_limits_s must be positive; fix {', '.join(not_positive)}")

@@ -434,6 +434,7 @@ class Coordinator:
             "qa": [score.model_dump(mode="json") for score in event.qa],
             "casa_calls": [call.model_dump(mode="json") for call in event.casa_calls],
             "log": event.log.model_dump(mode="json") if event.log else None,
+            "outputs": [ref.model_dump(mode="json") for ref in event.outputs],
         }
         reason = f"succeeded in {event.duration_s:.1f} s on {event.worker}"
         self._set_job_state(job, JobState.SUCCEEDED, reason, now)

@@ -19,18 +19,30 @@ class CasaCallLog:
         """Run casatasks.<name>(**parameters) and record it."""
         import casatasks  # type: ignore[import-untyped]
 
+        return self._timed(name, parameters, lambda: getattr(casatasks, name)(**parameters))
+
+    def image_tool(self, image: str, method: str, **parameters: Any) -> Any:
+        """Open `image` with CASA's image tool, call ia.<method>(**parameters), close it; recorded as the
+        three calls a person would type (ia.open, ia.<method>, ia.close), so casa_commands.log can re-run it."""
+        import casatools  # type: ignore[import-untyped]
+
+        tool = casatools.image()
+        try:
+            self._timed("ia.open", {"infile": image}, lambda: tool.open(image))
+            return self._timed(f"ia.{method}", parameters, lambda: getattr(tool, method)(**parameters))
+        finally:
+            self._timed("ia.close", {}, tool.close)
+            tool.done()
+
+    def _timed(self, name: str, parameters: dict[str, Any], run: Any) -> Any:
         started = datetime.now(UTC)
         t0 = time.monotonic()
         try:
-            return getattr(casatasks, name)(**parameters)
+            return run()
         finally:
             self.calls.append(
-                CasaCall(
-                    task=name,
-                    parameters=_plain(parameters),
-                    started_at=started,
-                    duration_s=round(time.monotonic() - t0, 3),
-                )
+                CasaCall(task=name, parameters=_plain(parameters), started_at=started,
+                         duration_s=round(time.monotonic() - t0, 3))
             )
 
 
