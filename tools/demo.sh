@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: from a fresh clone, start the stack, make a demonstration MOUS with CASA's simulator,
-# submit it, wait, print what happened, and stop what was started. It shows only what really ran: stages
-# whose services are not built yet are listed as waiting, with that reason.
+# submit it, wait, download its package (images, previews, HiPS, footprints, weblog, manifest), print what
+# happened, and stop what was started.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -41,3 +41,6 @@ echo "== its state, metadata and planned job graph"
 echo
 echo "products downloaded to $demo/products:"
 ls -l "$demo/products"
+echo
+echo "the weblog: $demo/products/weblog/index.html (a browser opens it from disk);"
+echo "the HiPS viewer needs http: python3 -m http.server -d $demo/products, then open <that>/*.hips/index.html"

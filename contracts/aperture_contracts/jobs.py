@@ -150,6 +150,7 @@ class JobRecord(BaseModel):
     casa_calls: list[CasaCall] = Field(default_factory=list)
     log: ObjectRef | None = None
     outputs: list[ObjectRef] = Field(default_factory=list, description="what it stored (products among them)")
+    params: dict[str, object] = Field(default_factory=dict, description="the planner's parameters of the job")
 
 
 class ExportJob(JobEnvelope):
@@ -161,9 +162,6 @@ class ExportJob(JobEnvelope):
     run: int = Field(ge=1)
     submitted_at: datetime
     jobs: list[JobRecord] = Field(description="every job of the run but this one, in plan order")
-    parameters: dict[str, object] = Field(
-        default_factory=dict, description="the settings the run was processed with (the job parameters)"
-    )
 
 
 JobMessage = Annotated[

@@ -2,16 +2,12 @@
 no error, no failed or remote request and every image decoded; on a large MOUS the home page comes up
 quickly with its target sections closed, and the filter finds the rows it should."""
 
-import functools
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support.browser import headless_browser, record_page
+from support.browser import headless_browser, record_page, serve_folder
 
 PAGE_LOAD_LIMIT_S = 3.0
 # Decode every image, the lazy ones too (loading="lazy" waits for scrolling otherwise), then read sizes.
@@ -24,24 +20,6 @@ LOAD_ALL_IMAGES = """async () => {
 }"""
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class names it so)
-        pass
-
-
-def _serve(folder: Path) -> Iterator[str]:
-    """A web server for `folder` on a free port of 127.0.0.1 (the weblog's ../ links reach the products)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with headless_browser() as browser:
@@ -51,12 +29,14 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def small_site(small_weblog) -> Iterator[str]:
     """The small weblog's root URL."""
-    yield from (f"{url}/weblog/" for url in _serve(small_weblog.case.products))
+    with serve_folder(small_weblog.case.products) as url:
+        yield f"{url}/weblog/"
 
 
 @pytest.fixture(scope="module")
 def large_site(large_weblog) -> Iterator[str]:
-    yield from (f"{url}/weblog/" for url in _serve(large_weblog.case.products))
+    with serve_folder(large_weblog.case.products) as url:
+        yield f"{url}/weblog/"
 
 
 def assert_clean(record: Any, url: str) -> None:

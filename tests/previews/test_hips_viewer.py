@@ -6,11 +6,8 @@ browsers refuse from file://). Chromium needs no extra flag: headless Chromium f
 for WebGL 2, which Aladin Lite requires.
 """
 
-import functools
 import re
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -21,17 +18,12 @@ from aperture_previews.hips import HipsSurvey, build_hips
 from aperture_previews.viewer_page import ALADIN_LITE_PACKAGE, INSTALL_COMMAND, write_viewer_page
 from continuum_images import IMAGE_NAME, MOUS_ID, write_continuum_image
 from PIL import Image
-from support.browser import headless_browser, record_page
+from support.browser import headless_browser, record_page, serve_folder
 from support.requirements import require
 
 TILE_URL = re.compile(r"/Norder(\d+)/Dir\d+/Npix\d+\.png$")
 START_TIMEOUT_MS = 30_000
 BACKGROUND_GREY = 60  # Aladin Lite's default backgroundColor, rgb(60, 60, 60)
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +41,8 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> HipsSurvey:
 @pytest.fixture
 def served(viewer: HipsSurvey) -> Iterator[str]:
     """The HiPS folder on a local HTTP server, as its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(viewer.root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_folder(viewer.root) as base:
+        yield base
 
 
 def test_the_viewer_shows_the_local_hips_and_fetches_nothing_from_other_hosts(viewer: HipsSurvey, served: str) -> None:

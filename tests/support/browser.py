@@ -90,13 +90,13 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve_folder(folder: Path) -> Iterator[str]:
-    """`folder` on a local HTTP server (a thread, a free port) as its base URL, ending in '/'. Pages with ES
-    modules or WASM need http: browsers refuse those from file://."""
+    """`folder` on a local HTTP server (a thread, a free port) as its base URL (no trailing '/'). Pages with
+    ES modules or WASM need http: browsers refuse those from file://."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -89,7 +89,7 @@ def check_pages_in_browser(base_folder: Path, pages: list[str], wait_for: str | 
         for page_name in pages:
             page = browser.new_page()
             record = record_page(page)
-            page.goto(base + page_name, wait_until="networkidle")
+            page.goto(f"{base}/{page_name}", wait_until="networkidle")
             if wait_for:
                 page.wait_for_function(wait_for, timeout=30_000)
             broken = page.evaluate(

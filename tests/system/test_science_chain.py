@@ -3,6 +3,8 @@ imaging -> previews, footprints -> export, each stage its own worker process, wi
 taking the fanned-out jobs; the cubes are imaged in two channel chunks each and joined. The package that
 comes out is downloaded as a person would, and checked (product_checks)."""
 
+import ast
+import json
 import time
 
 import pytest
@@ -110,6 +112,11 @@ def test_an_mous_comes_out_as_primary_beam_corrected_images(system, generated_mo
     manifest = check_manifest(products, KEY)
     listed = {file.name for file in manifest.files}
     assert f"{KEY}.casa_commands.log" in listed and "weblog/index.html" in listed
+    parameters = json.loads((products / f"{KEY}.job_parameters.json").read_text())
+    assert set(parameters["jobs"]) == set(jobs) - {"r1.export"}
+    commands = (products / f"{KEY}.casa_commands.log").read_text()
+    ast.parse(commands)  # runnable Python: every call, with its parameters, can be pasted into CASA
+    assert all(f"\n{task}(" in commands for task in ("flagdata", "applycal", "tclean", "exportfits"))
     for spw in truth.spws:  # each cube's moment maps and spectrum, each image's quick-look and thumbnail
         cube = f"{KEY}.{target.name}_sci.spw{spw.spw_id}.cube.I.pbcor"
         assert {f"{cube}.mom0.fits", f"{cube}.mom8.fits", f"{cube}.spectrum.png", f"{cube}.png"} <= listed

@@ -201,6 +201,7 @@ def job_record(job: Job) -> JobRecord:
         duration_s=done.get("duration_s"), qa=done.get("qa", []),
         result=_STAGE_RESULT.validate_python(done["result"]) if done.get("result") else None,
         casa_calls=done.get("casa_calls", []), log=done.get("log"), outputs=done.get("outputs", []),
+        params=dict(job.params),
     )
 
 

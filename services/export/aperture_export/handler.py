@@ -53,6 +53,24 @@ def delivered_products(job: ExportJob) -> dict[str, ObjectRef]:
     return found
 
 
+def job_parameters(job: ExportJob) -> dict[str, object]:
+    """What each job of the run was asked to do and how it went, for a person re-running a step: the
+    planner's parameters, the target, spw and kind, the attempts and the worker (the CASA calls themselves,
+    with every parameter, are in casa_commands.log)."""
+    return {
+        "mous_id": job.mous_id, "run": job.run, "pipeline_version": PIPELINE_VERSION,
+        "submitted_at": job.submitted_at.isoformat(),
+        "jobs": {
+            record.job_id: {
+                "stage": record.stage.value, "kind": record.kind, "target": record.target, "spw_id": record.spw_id,
+                "params": record.params, "state": record.state.value, "attempts": record.attempts,
+                "worker": record.worker, "duration_s": record.duration_s, "casa_calls": len(record.casa_calls),
+            }
+            for record in job.jobs
+        },
+    }
+
+
 def _descriptions(job: ExportJob, products: dict[str, ObjectRef]) -> dict[str, FileDescription]:
     descriptions = {name: describe_from_name(name) for name in products}
     for record in job.jobs:
@@ -141,10 +159,7 @@ async def export_products(job: ExportJob, context: JobContext) -> JobOutcome:
         package / commands_name, job.mous_id,
         ((record.job_id, record.stage, call) for record in job.jobs for call in record.casa_calls),
     )
-    (package / parameters_name).write_text(json.dumps(
-        {"mous_id": job.mous_id, "run": job.run, "pipeline_version": PIPELINE_VERSION,
-         "submitted_at": job.submitted_at.isoformat(), "parameters": job.parameters}, indent=2, default=str,
-    ) + "\n")
+    (package / parameters_name).write_text(json.dumps(job_parameters(job), indent=2, default=str) + "\n")
     model = await _weblog_model(job, context, {
         "manifest": manifest_name(job.mous_id), "CASA commands": commands_name, "job parameters": parameters_name,
     })
