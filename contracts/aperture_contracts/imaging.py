@@ -1,8 +1,9 @@
 """Imaging: what an imaging job may override, the size limits it works within, and what it made."""
 
-from typing import Self
+from enum import StrEnum
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aperture_contracts.enums import ImagingKind
 from aperture_contracts.qa import QAScore
@@ -24,6 +25,92 @@ class ImagingOverrides(BaseModel):
     pblimit: float | None = Field(None, gt=0, lt=1)
     channel_binning: int | None = Field(None, ge=1)
     uvtaper_arcsec: float | None = Field(None, gt=0)
+
+
+SPEED_OF_LIGHT_KMS = 299_792.458
+# Below this a "frequency" is surely GHz or MHz given as if it were Hz (no interferometer observes under 1 MHz).
+LOWEST_RADIO_FREQUENCY_HZ = 1e6
+
+
+class SpectralAxisMode(StrEnum):
+    FREQUENCY = "frequency"  # start and width in Hz
+    VELOCITY = "velocity"  # start and width in km/s, Doppler shifts from the rest frequency
+
+
+class VelocityConvention(StrEnum):
+    """How a velocity maps to a frequency nu, with nu0 the rest frequency and c the speed of light."""
+
+    RADIO = "radio"  # v = c (nu0 - nu) / nu0: equal velocity steps are equal frequency steps
+    OPTICAL = "optical"  # v = c (nu0 - nu) / nu: equal velocity steps are equal wavelength steps
+
+
+class SpectralFrame(StrEnum):
+    """The spectral reference frames tclean can grid a cube in (its `outframe`)."""
+
+    LSRK = "LSRK"  # kinematic local standard of rest: what ALMA cubes are made in
+    LSRD = "LSRD"  # dynamical local standard of rest
+    BARY = "BARY"  # solar-system barycentre
+    GEO = "GEO"  # centre of the Earth
+    TOPO = "TOPO"  # the observatory (ALMA records its channels so)
+    GALACTO = "GALACTO"  # centre of the Galaxy
+    LGROUP = "LGROUP"  # barycentre of the Local Group
+    CMB = "CMB"  # the cosmic microwave background's rest frame
+
+
+class SpectralAxis(BaseModel):
+    """A cube's spectral axis as an astronomer asks for it (ALMA SRDP's user-defined cubes): nchan
+    channels of `width` from the centre of the first, `start`, in frequency or in velocity, in `frame`.
+    Whether the request fits a spw's data is checked against the spw (aperture_imaging.spectral_axis)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SpectralAxisMode
+    start: float = Field(description="centre of the first channel: Hz (mode frequency) or km/s (mode velocity)")
+    width: float = Field(
+        gt=0, description="channel width, Hz or km/s; channels go up in frequency (mode frequency) or in "
+        "velocity, i.e. down in frequency (mode velocity)",
+    )
+    nchan: int = Field(ge=1)
+    rest_frequency_hz: float | None = Field(
+        None, gt=0,
+        description="what velocities are measured from; required in mode velocity. In mode frequency it only "
+        "labels the cube's velocities; None takes the spw's rest frequency from the MS (the SOURCE table)",
+        examples=[230.538e9],
+    )
+    velocity_convention: VelocityConvention = VelocityConvention.RADIO
+    frame: SpectralFrame = Field(SpectralFrame.LSRK, description="the frame the channels are fixed in")
+
+    @field_validator("frame", mode="before")
+    @classmethod
+    def _frame_in_capitals(cls, value: Any) -> Any:
+        # CASA reads frames in any case ('lsrk'); so does this.
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _physical(self) -> Self:
+        if self.mode == SpectralAxisMode.VELOCITY:
+            if self.rest_frequency_hz is None:
+                raise ValueError(
+                    "rest_frequency_hz is required in velocity mode: velocities are Doppler shifts from a rest "
+                    "frequency (e.g. 230.538e9 Hz for CO(2-1))"
+                )
+            # The channels' outer edges, where the convention is closest to its limit (v -> c or -c).
+            lowest, highest = self.start - self.width / 2, self.start + (self.nchan - 0.5) * self.width
+            if self.velocity_convention == VelocityConvention.RADIO and highest >= SPEED_OF_LIGHT_KMS:
+                raise ValueError(
+                    f"the channels reach {highest:g} km/s; radio velocities stay below c ({SPEED_OF_LIGHT_KMS} km/s)"
+                )
+            if self.velocity_convention == VelocityConvention.OPTICAL and lowest <= -SPEED_OF_LIGHT_KMS:
+                raise ValueError(
+                    f"the channels reach {lowest:g} km/s; optical velocities stay above -c "
+                    f"(-{SPEED_OF_LIGHT_KMS} km/s)"
+                )
+        elif self.start - self.width / 2 < LOWEST_RADIO_FREQUENCY_HZ:
+            raise ValueError(
+                f"start {self.start:g} Hz (first channel's lower edge {self.start - self.width / 2:g} Hz) is not "
+                "a radio frequency: frequencies are in Hz (e.g. 230.4e9 for 230.4 GHz)"
+            )
+        return self
 
 
 class ProductSizeLimits(BaseModel):

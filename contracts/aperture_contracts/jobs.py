@@ -4,16 +4,22 @@ A job message names what to read and where to write; workers never touch the dat
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aperture_contracts.continuum import ContinuumRanges
 from aperture_contracts.enums import ImagingKind, JobState, Stage
 from aperture_contracts.events import CasaCall, StageResult
 from aperture_contracts.flux import FluxModel
 from aperture_contracts.ids import JobId, MousId
-from aperture_contracts.imaging import ChannelChunk, ImageProduct, ImagingOverrides, ProductSizeLimits
+from aperture_contracts.imaging import (
+    ChannelChunk,
+    ImageProduct,
+    ImagingOverrides,
+    ProductSizeLimits,
+    SpectralAxis,
+)
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.qa import QAScore
 from aperture_contracts.storage import ObjectRef
@@ -104,6 +110,29 @@ class ImagingJob(JobEnvelope):
     metadata: MousMetadata
     overrides: ImagingOverrides = Field(default_factory=ImagingOverrides)
     size_limits: ProductSizeLimits = Field(default_factory=ProductSizeLimits)
+    spectral_axis: SpectralAxis | None = Field(
+        None,
+        description="kind cube: the channels the astronomer asked for (a user-defined cube); None: the spw's "
+        "native channels (binned as the heuristics or overrides.channel_binning say)",
+    )
+
+    @model_validator(mode="after")
+    def _spectral_axis_of_a_cube_made_in_one_job(self) -> Self:
+        # A user-defined axis is one grid from start to end; chunks are ranges of native channels, so such
+        # a cube is imaged in one job (it is usually a few tens of channels: little to share out).
+        if self.spectral_axis is None:
+            return self
+        if self.kind != ImagingKind.CUBE or self.chunks:
+            made = "joined from channel chunks" if self.chunks else f"a {self.kind.value} job"
+            raise ValueError(
+                f"spectral_axis is for a cube imaged in one job (kind cube), not {made}: a cube with a "
+                "user-defined spectral axis is not imaged in chunks"
+            )
+        if self.overrides.channel_binning is not None:
+            raise ValueError(
+                "spectral_axis and overrides.channel_binning both set the channel width; give one of them"
+            )
+        return self
 
 
 class PreviewsJob(JobEnvelope):

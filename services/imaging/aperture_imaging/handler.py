@@ -25,6 +25,7 @@ from aperture_imaging import heuristics, imaging_qa
 from aperture_imaging.continuum_selection import ImagingSelection, imaging_selection, plan_continuum_subtraction
 from aperture_imaging.cube_chunks import check_chunk_images, joined_clean
 from aperture_imaging.naming import IMAGE, MAIN_ROLES, PB, PBCOR, chunk_image_name, chunk_image_role, product_stem
+from aperture_imaging.spectral_axis import check_spectral_axis
 from aperture_imaging.steps import ContsubStepResult, ImageStepResult, JoinStepResult
 
 FITS_CONTENT_TYPE = "application/fits"
@@ -75,6 +76,14 @@ def check_job(job: ImagingJob) -> dict[int, int]:
         )
     if overrides.imsize is not None and min(overrides.imsize) < 2:
         raise BadInput(f"overrides.imsize {overrides.imsize} must be two pixel counts of at least 2 (nx, ny)")
+    if job.spectral_axis is not None:
+        # The API refuses such requests already; a job that slips through fails here, before any download.
+        spw = next(
+            spw for ms in job.metadata.measurement_sets for spw in ms.spectral_windows if spw.spw_id == job.spw_ids[0]
+        )
+        problems = check_spectral_axis(job.spectral_axis, spw)
+        if problems:
+            raise BadInput(f"the cube of spw {spw.spw_id} cannot be made as asked: {'; '.join(problems)}")
     return channels_by_spw
 
 
@@ -178,6 +187,7 @@ async def _make_image(
                 "product_stem": stem,
                 "mous_id": job.mous_id,
                 "chunk": job.chunk.model_dump(mode="json") if job.chunk else None,
+                "spectral_axis": job.spectral_axis.model_dump(mode="json") if job.spectral_axis else None,
             },
         )
     )

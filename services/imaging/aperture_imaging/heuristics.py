@@ -155,6 +155,15 @@ def clean_threshold_jy(sensitivity_jy: float, dr_correction: float = 1.0) -> flo
     return THRESHOLD_SIGMAS * sensitivity_jy * dr_correction
 
 
+def cube_plane_sensitivity_jy(natural_sensitivity_jy: float, bandwidth_hz: float, plane_width_hz: float) -> float:
+    """Natural-weighting noise of one cube plane `plane_width_hz` wide, from the noise of all the data over
+    `bandwidth_hz`: the plane holds plane_width / bandwidth of the weight (channels of equal weight), so
+    its noise is the whole band's times sqrt(bandwidth / plane_width), i.e. it falls as 1/sqrt(width)."""
+    if not 0 < plane_width_hz:
+        raise ValueError(f"a plane's width must be positive, got {plane_width_hz} Hz")
+    return natural_sensitivity_jy * math.sqrt(bandwidth_hz / plane_width_hz)
+
+
 def niter_cap(planes: int) -> int:
     return min(NITER_CAP, NITER_PER_PLANE * max(1, planes))
 

@@ -16,7 +16,14 @@ from typing import Any
 
 from aperture_contracts.enums import ImagingKind
 from aperture_contracts.events import CasaCall
-from aperture_contracts.imaging import Beam, ChannelChunk, ImagingOverrides, ProductSizeLimits
+from aperture_contracts.imaging import (
+    Beam,
+    ChannelChunk,
+    ImagingOverrides,
+    ProductSizeLimits,
+    SpectralAxis,
+)
+from aperture_contracts.spectral import narrowest_channel_hz
 from aperture_shared.casa.calls import CasaCallLog
 from aperture_shared.errors import BadInput
 from pydantic import BaseModel
@@ -42,6 +49,7 @@ from aperture_imaging.image_statistics import (
 from aperture_imaging.imaging_qa import peak_residual_growth
 from aperture_imaging.naming import ALPHA, IMAGE, MASK, PB, PBCOR, RESIDUAL, contsub_ms_name, fits_name
 from aperture_imaging.product_size import FixedByOverrides, ImageGeometry, fit_product_size
+from aperture_imaging.spectral_axis import in_equal_wavelength_steps, tclean_spectral_parameters
 from aperture_imaging.visibility_statistics import (
     DataSelection,
     VisibilityStatistics,
@@ -193,8 +201,13 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
     whole cube's output grid (tclean start and nchan) and leaves its CASA images unexported; its
     threshold's dynamic-range correction comes from its own dirty peak (the only one it sees).
 
+    A cube on a user-defined spectral axis (argument `spectral_axis`, a dumped SpectralAxis) has the
+    requested channels instead of the spw's native ones: tclean regrids to them, its sensitivity per
+    plane is that of the requested width, and its FITS spectral axis is the requested one.
+
     arguments: measurement_sets, target, kind, spw_channels ({spw id: channel ranges or ''}), overrides,
-    size_limits (both as dumped models), work_dir, fits_dir, product_stem, mous_id, and chunk (or None).
+    size_limits (both as dumped models), work_dir, fits_dir, product_stem, mous_id, chunk (or None), and
+    spectral_axis (or None; optional).
     """
     kind = ImagingKind(arguments["kind"])
     target = arguments["target"]
@@ -203,6 +216,9 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
     chunk = ChannelChunk.model_validate(arguments["chunk"]) if arguments.get("chunk") else None
     if chunk is not None and kind != ImagingKind.CUBE:
         raise BadInput(f"only cubes are imaged in channel chunks, not {kind.value} images")
+    axis = SpectralAxis.model_validate(arguments["spectral_axis"]) if arguments.get("spectral_axis") else None
+    if axis is not None and (kind != ImagingKind.CUBE or chunk is not None):
+        raise BadInput("a spectral axis is for a cube imaged in one job, not for a chunk or a continuum image")
     work_dir = Path(arguments["work_dir"])
     work_dir.mkdir(parents=True, exist_ok=True)
     product = f"the {kind.value} image of {target!r} (spw {', '.join(str(spw) for spw in spw_channels)})"
@@ -213,7 +229,7 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
     statistics = measure_visibilities(selection)
     plan = _plan_image(
         calls, product, kind, selection, statistics, overrides,
-        ProductSizeLimits.model_validate(arguments["size_limits"]), work_dir,
+        ProductSizeLimits.model_validate(arguments["size_limits"]), work_dir, axis,
     )
 
     channels = (
@@ -258,6 +274,7 @@ def make_image(arguments: dict[str, Any], calls: CasaCallLog) -> ImageStepResult
         fits={} if chunk is not None else export_fits(
             calls, images, {role: fits_name(stem, role, plan.deconvolver.multiterm) for role in images},
             Path(arguments["fits_dir"]), keywords,
+            linear_in_wavelength=axis is not None and in_equal_wavelength_steps(axis),
         ),
         casa_images=images if chunk is not None else {},
         first_channel=channels.first if channels else 0, cube_channels=plan.planes,
@@ -290,6 +307,7 @@ class ImagingPlan:
     sensitivity_jy: float  # per image plane, with the chosen weighting
     automask: heuristics.AutomaskParameters
     mitigation: list[str]
+    spectral_axis: SpectralAxis | None = None  # a cube's requested channels (None: the native ones)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -300,6 +318,7 @@ class ImagingPlan:
             "channel_binning": self.geometry.channel_binning, "pb_level": self.geometry.pb_level,
             "natural_sensitivity_jy": self.natural_sensitivity_jy, "robust_over_natural": self.robust_over_natural,
             "sensitivity_jy": self.sensitivity_jy, "mitigation": self.mitigation,
+            "spectral_axis": self.spectral_axis.model_dump(mode="json") if self.spectral_axis else None,
         }
 
 
@@ -312,8 +331,10 @@ def _plan_image(
     overrides: ImagingOverrides,
     limits: ProductSizeLimits,
     work_dir: Path,
+    spectral_axis: SpectralAxis | None = None,
 ) -> ImagingPlan:
-    """Deconvolver, weighting, pixel and image size (through the size cascade) and the sensitivity."""
+    """Deconvolver, weighting, pixel and image size (through the size cascade) and the sensitivity. A cube
+    on a requested spectral axis has its channels, never binned, each as sensitive as its width makes it."""
     cube = kind == ImagingKind.CUBE
     deconvolver = heuristics.choose_deconvolver(
         kind,
@@ -340,28 +361,38 @@ def _plan_image(
     else:
         side = heuristics.imsize_for_pb_level(pb_fwhm, pblimit, cell)
         imsize = (side, side)
-    native_channels = sum(statistics.selected_channels.values()) if cube else 1
+    if spectral_axis is not None:
+        native_channels = spectral_axis.nchan  # the planes asked for: the size cascade may not bin them
+    else:
+        native_channels = sum(statistics.selected_channels.values()) if cube else 1
     sized = fit_product_size(
         product,
         ImageGeometry(cell, imsize, native_channels, overrides.channel_binning or 1, pblimit),
         beam_minor_arcsec=quick_beam.minor_arcsec, pb_fwhm_arcsec=pb_fwhm, limits=limits,
         fixed=FixedByOverrides(
             cell=overrides.cell_arcsec is not None, imsize=overrides.imsize is not None,
-            channel_binning=overrides.channel_binning is not None,
+            channel_binning=overrides.channel_binning is not None or spectral_axis is not None,
         ),
         cube=cube,
     )
     planes = sized.geometry.channels if cube else 1
     robust_factor = _robust_over_natural(selection, sized.geometry, weighting)
     natural = statistics.natural_sensitivity_jy
+    if spectral_axis is not None:
+        # The narrowest requested channel (optical velocities narrow in Hz as they rise) is the noisiest.
+        per_plane = heuristics.cube_plane_sensitivity_jy(
+            natural, statistics.frequency_max_hz - statistics.frequency_min_hz, narrowest_channel_hz(spectral_axis)
+        )
+    else:
+        # A cube plane holds 1/planes of the weight of the whole spw.
+        per_plane = natural * math.sqrt(planes)
     return ImagingPlan(
         deconvolver=deconvolver, weighting=weighting, quick_beam=quick_beam, expected_beam_arcsec=expected_beam,
         pb_fwhm_arcsec=pb_fwhm, pblimit=pblimit, geometry=sized.geometry, planes=planes,
         natural_sensitivity_jy=natural, robust_over_natural=robust_factor,
-        # A cube plane holds 1/planes of the weight of the whole spw.
-        sensitivity_jy=natural * math.sqrt(planes) * robust_factor,
+        sensitivity_jy=per_plane * robust_factor,
         automask=heuristics.automask_parameters(statistics.dish_diameter_m, statistics.baseline_l75_m, cube),
-        mitigation=sized.mitigation,
+        mitigation=sized.mitigation, spectral_axis=spectral_axis,
     )
 
 
@@ -432,7 +463,10 @@ def _tclean_parameters(
         parameters["scales"] = heuristics.multiscale_scales(beam, geometry.cell_arcsec, list(geometry.imsize))
     if kind == ImagingKind.CUBE:
         parameters |= {"specmode": "cube", "outframe": "LSRK", "perchanweightdensity": True, "restoringbeam": ""}
-        if channels is None:
+        if plan.spectral_axis is not None:
+            # The requested grid, in its frame; tclean interpolates the data's channels onto it.
+            parameters |= tclean_spectral_parameters(plan.spectral_axis)
+        elif channels is None:
             parameters |= {
                 "nchan": -1, "start": "", "width": geometry.channel_binning if geometry.channel_binning > 1 else ""
             }

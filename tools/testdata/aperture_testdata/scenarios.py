@@ -571,6 +571,28 @@ def four_spw_scenario() -> Scenario:
     )
 
 
+def fine_channels_scenario() -> Scenario:
+    """The default MOUS with spw 0 in fine channels, for cubes on a grid of the user's choosing (SRDP-style
+    cubes of, say, 20 x 5 km/s): 128 channels of 1.953 MHz (2.54 km/s at 230.5 GHz, 250 MHz in all) around
+    CO(2-1), and the CO line narrower (FWHM 40 km/s) so that it leaves line-free channels on both sides of
+    this narrower spw; spw 1 as in the default. The noise per visibility and channel is the default's, so
+    a 5 km/s channel holds the line at a high signal-to-noise ratio (real data would be ~3x noisier)."""
+    base = default_scenario()
+    lines = _default_lines()
+    co = lines["CO(2-1)"].model_copy(update={"fwhm_kms": 40.0})
+    coarse = base.spws[0]
+    fine = coarse.model_copy(
+        update={"name": "ALMA_RB_06#BB_1#SW-01#FULL_RES", "centre_frequency_hz": 230.49e9, "nchan": 128,
+                "channel_width_hz": 1.953125e6}
+    )
+    return _with_target_lines(
+        base, (co, lines["13CO(2-1)"]), name="fine_channels",
+        description="the default MOUS with spw 0 in 128 fine channels (1.95 MHz, 2.5 km/s) around a narrower "
+        "CO(2-1) line (FWHM 40 km/s); spw 1 as in the default",
+        spws=(fine, base.spws[1]),
+    )
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "selfcal": selfcal_scenario,
     "default": default_scenario,
@@ -580,6 +602,7 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "whole_spw_line": whole_spw_line_scenario,
     "bad_antenna": broken_antenna_scenario,
     "four_spw": four_spw_scenario,
+    "fine_channels": fine_channels_scenario,
 }
 
 
