@@ -23,9 +23,13 @@ SECRETS = {
     "MINIO_ROOT_PASSWORD": "minio-test-secret",
     "RABBITMQ_PASSWORD": "rabbit-test-secret",
     "POSTGRES_PASSWORD": "postgres-test-secret",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-test-secret",
+    "APERTURE_API_TOKENS": '{"compose-test-token": {"user": "alice", "role": "user"}}',
 }
 APERTURE_SERVICES = ("coordinator", "ingest")
 INFRASTRUCTURE = ("minio", "rabbitmq", "postgres")
+MONITORING = ("prometheus", "grafana")
+STAGE_WORKERS = ("ingest", "calibration", "findcont", "imaging", "previews", "footprint", "export")
 
 
 
@@ -147,7 +151,7 @@ def test_the_coordinator_starts_after_the_schema_migration_succeeded(rendered: d
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-@pytest.mark.parametrize("service", INFRASTRUCTURE)
+@pytest.mark.parametrize("service", INFRASTRUCTURE + MONITORING)
 def test_infrastructure_services_have_health_checks(rendered: dict[str, Any], service: str) -> None:
     assert rendered["services"][service]["healthcheck"]["test"]
 
@@ -197,3 +201,65 @@ def test_published_ports_listen_on_the_loopback_only(rendered: dict[str, Any]) -
 
     assert published
     assert all(port.startswith("127.0.0.1:") for port in published), published
+
+
+# -- monitoring (ops/) -------------------------------------------------------------------------------------
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts."""
+    found = {}
+    for volume in service["volumes"]:
+        if isinstance(volume, dict):
+            if volume["type"] == "bind":
+                found[volume["target"]] = Path(volume["source"])
+        elif str(volume).startswith(("/", ".")):
+            source, target = str(volume).split(":")[:2]
+            found[target] = Path(source)
+    return found
+
+
+def test_prometheus_gets_its_configuration_and_the_alerting_rules(rendered: dict[str, Any]) -> None:
+    prometheus = rendered["services"]["prometheus"]
+    mounted = mounts(prometheus)
+    config = yaml.safe_load((ROOT / "ops" / "prometheus" / "prometheus.yml").read_text())
+
+    assert mounted["/etc/prometheus/prometheus.yml"] == ROOT / "ops" / "prometheus" / "prometheus.yml"
+    assert mounted["/etc/prometheus/rules"] == ROOT / "ops" / "prometheus" / "rules"
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+
+
+def test_prometheus_scrapes_every_aperture_service_and_rabbitmq_where_they_listen(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    config = yaml.safe_load((ROOT / "ops" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: {
+            target: static.get("labels", {}) for static in job["static_configs"] for target in static["targets"]
+        }
+        for job in config["scrape_configs"]
+    }
+
+    port = services["coordinator"]["environment"]["APERTURE_API_PORT"]
+    assert set(targets["aperture-coordinator"]) == {f"coordinator:{port}"}
+    workers = {
+        f"{stage}:{services[stage]['environment']['APERTURE_HTTP_PORT']}": {"stage": stage} for stage in STAGE_WORKERS
+    }
+    assert targets["aperture-worker"] == workers
+    assert set(targets["rabbitmq"]) == {"rabbitmq:15692"}  # the official image enables rabbitmq_prometheus
+
+
+def test_grafana_is_provisioned_from_ops_and_needs_its_admin_password(rendered: dict[str, Any]) -> None:
+    grafana = rendered["services"]["grafana"]
+    mounted = mounts(grafana)
+    provider = yaml.safe_load(
+        (ROOT / "ops" / "grafana" / "provisioning" / "dashboards" / "aperture.yml").read_text()
+    )["providers"][0]
+
+    assert mounted["/etc/grafana/provisioning"] == ROOT / "ops" / "grafana" / "provisioning"
+    assert mounted[provider["options"]["path"]] == ROOT / "ops" / "grafana" / "dashboards"
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-test-secret"
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    home = Path(grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (ROOT / "ops" / "grafana" / "dashboards" / home.name).is_file()
+    assert home.parent == Path(provider["options"]["path"])

@@ -39,11 +39,13 @@ package_is_installed() {
 }
 
 usage() {
-    printf 'usage: %s [--deploy-validators]\n' "$0" >&2
+    printf 'usage: %s [--deploy-validators] [--node] [--browser] [--monitoring]\n' "$0" >&2
     printf '  --deploy-validators  also docker-compose (client only, no engine) and kubectl, which check\n' >&2
     printf '                       docker-compose.yml and k8s/ offline\n' >&2
     printf '  --node               also npm (it installs the HiPS viewer, Aladin Lite, from the npm registry)\n' >&2
     printf '  --browser            also Chromium (the browser tests drive it headless)\n' >&2
+    printf '  --monitoring         also Prometheus and promtool (the alerting rules and dashboards are checked\n' >&2
+    printf '                       with promtool, and a real Prometheus scrapes a run of the system)\n' >&2
     exit 2
 }
 
@@ -63,6 +65,12 @@ main() {
             --browser)
                 PACKAGES+=(chromium)
                 COMMAND_OF_PACKAGE[chromium]=chromium
+                ;;
+            --monitoring)
+                # Debian's prometheus brings promtool too; Grafana has no Debian package (its dashboards
+                # are checked as JSON, their queries with promtool and this Prometheus).
+                PACKAGES+=(prometheus)
+                COMMAND_OF_PACKAGE[prometheus]=promtool
                 ;;
             *) usage ;;
         esac

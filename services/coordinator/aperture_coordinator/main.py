@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from aperture_coordinator.api import CoordinatorServices, PackageStore, create_app
+from aperture_coordinator.api_metrics import install_request_metrics
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.events import EventHandler
 from aperture_coordinator.relay import OutboxRelay
@@ -142,7 +143,9 @@ def build_app(settings: CoordinatorSettings, store: ServiceStore | None = None) 
             await broker.close()
             database.dispose()
 
-    return create_app(settings, services, lifespan=background)
+    app = create_app(settings, services, lifespan=background)
+    install_request_metrics(app)  # metrics: the API's request rate, latency and errors
+    return app
 
 
 @cli.command()
