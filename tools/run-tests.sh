@@ -14,8 +14,10 @@ trap "exit 130" INT TERM HUP PIPE  # so that the EXIT trap runs when interrupted
 "$stack/up.sh" --with-postgres --started-file "$started"
 
 # docker-compose.yml and k8s/ are validated offline with docker-compose (client only) and kubectl; pages
-# (the weblog, the HiPS viewer) are tested in a headless Chromium.
-"$stack/install.sh" --deploy-validators --browser
+# (the weblog, the HiPS viewer) are tested in a headless Chromium; the alerting rules and dashboards with
+# promtool and a real Prometheus.
+"$stack/install.sh" --deploy-validators --browser --monitoring
+"$root/tools/deploy/crd-schemas.sh"  # npm: KEDA's and the Prometheus Operator's CRD schemas, for k8s/overlays
 
 set +e
 "$root/.venv/bin/pytest" "$@"

@@ -164,8 +164,13 @@ class Broker:
     async def publish_model(self, exchange: str, routing_key: str, model: BaseModel, *, message_id: str) -> None:
         await self.publish(exchange, routing_key, model.model_dump_json().encode(), message_id=message_id)
 
-    async def consume(self, queue_name: str, handler: Handler, *, prefetch: int = 1) -> None:
-        """Deliver messages of a declared queue to `handler` (see the module docstring for acks)."""
+    async def consume(
+        self, queue_name: str, handler: Handler, *, prefetch: int = 1,
+        on_settled: Callable[[], Awaitable[None]] | None = None,
+    ) -> Callable[[], Awaitable[None]]:
+        """Deliver messages of a declared queue to `handler` (see the module docstring for acks);
+        `on_settled` runs after each message is acknowledged, requeued or dead-lettered. Returns a
+        function that stops the consumer (messages not yet delivered stay on the queue)."""
         assert self._connection is not None, "connect() first"
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
@@ -173,8 +178,15 @@ class Broker:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             await self._dispatch(queue_name, message, handler)
+            if on_settled is not None:
+                await on_settled()
 
-        await queue.consume(on_message)
+        consumer_tag = await queue.consume(on_message)
+
+        async def stop() -> None:
+            await queue.cancel(consumer_tag)
+
+        return stop
 
     async def consume_broadcast(self, exchange: str, handler: Handler) -> None:
         """A private, auto-deleted queue bound to a fanout exchange (control messages)."""

@@ -66,6 +66,11 @@ class WorkerSettings(CommonSettings):
     """A stage worker: one job at a time per process; run more processes for more throughput."""
 
     prefetch: int = Field(1, ge=1)
+    # One-job mode, for a worker that an orchestrator starts per message (KEDA's ScaledJob): stop taking
+    # messages at the Nth, finish and settle it, then exit 0; and exit 0 when no message comes at all
+    # (another worker took the one this one was started for).
+    exit_after_jobs: int | None = Field(None, ge=1, description="exit after handling this many messages")
+    exit_after_idle_s: float | None = Field(None, gt=0, description="exit when no message came for this long")
     # RabbitMQ closes a channel whose delivery stays unacknowledged past its consumer timeout. Jobs are
     # acknowledged only when done, so the queues ask for a timeout longer than any job may run
     # (x-consumer-timeout, RabbitMQ >= 3.12); on 3.10/3.11 the broker's global consumer_timeout must be

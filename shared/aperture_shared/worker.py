@@ -45,7 +45,14 @@ from aperture_shared.errors import JobCancelled, JobError
 from aperture_shared.http import serve_operations_endpoints
 from aperture_shared.logs import configure_logging, log_context
 from aperture_shared.messaging import Broker, Delivery, PoisonMessage
-from aperture_shared.metrics import JOB_DURATION, JOBS
+from aperture_shared.metrics import (
+    JOB_DURATION,
+    JOBS,
+    count_job_start,
+    initialise_stage_series,
+    observe_casa_calls,
+    observe_qa_scores,
+)
 from aperture_shared.scratch import job_scratch, remove_orphaned_scratch
 from aperture_shared.settings import CasaSettings, WorkerSettings
 from aperture_shared.storage import ObjectStore
@@ -91,6 +98,7 @@ class JobContext:
         finally:
             self.casa_logs.append(workdir)
         self.casa_calls.extend(run.calls)
+        observe_casa_calls(self.job.stage.value, run.calls)  # metrics: CASA task durations
         return run.value
 
     async def put_file(self, name: str, path: Path, content_type: str = "application/octet-stream",
@@ -156,6 +164,9 @@ class StageWorker(Generic[J]):
         self._running: dict[tuple[str, str], asyncio.Task[JobEvent]] = {}
         self._cancelled: set[tuple[str, str]] = set()
         self.casa_processes = CasaProcessPool(casa_settings.steps_per_process)
+        self._stop_consuming: Callable[[], Awaitable[None]] | None = None
+        self._delivered = self._settled = 0
+        initialise_stage_series(stage.value)  # metrics: every series of the stage exists from the start
 
     # -- process life ----------------------------------------------------------------------------------
 
@@ -178,8 +189,14 @@ class StageWorker(Generic[J]):
             )
         )
         await self.broker.consume_broadcast(topology.CONTROL_EXCHANGE, self._on_control)
-        await self.broker.consume(topology.job_queue(self.stage), self.handle, prefetch=self.settings.prefetch)
+        self._stop_consuming = await self.broker.consume(
+            topology.job_queue(self.stage), self.handle, prefetch=self.settings.prefetch,
+            on_settled=lambda: self._after_message(stop),
+        )
         log.info("%s worker %s consuming %s", self.stage.value, self.name, topology.job_queue(self.stage))
+        idle = self.settings.exit_after_idle_s
+        if idle is not None:
+            loop.call_later(idle, self._stop_if_idle, stop)
         await stop.wait()
         log.info("stopping")
         for task in self._running.values():
@@ -189,6 +206,28 @@ class StageWorker(Generic[J]):
         with contextlib.suppress(asyncio.CancelledError):
             await http
         await self.broker.close()
+
+    # -- one-job mode (WorkerSettings.exit_after_jobs, exit_after_idle_s) ---------------------------------
+
+    async def _after_message(self, stop: asyncio.Event) -> None:
+        """Called once each message is settled: in one-job mode, stop after the Nth."""
+        self._settled += 1
+        limit = self.settings.exit_after_jobs
+        if limit is not None and self._settled >= limit:
+            log.info("handled %d message(s), as many as asked (exit_after_jobs): exiting", self._settled)
+            stop.set()
+
+    async def _count_delivery(self) -> None:
+        """In one-job mode, take no further message once the Nth has come (prefetch may hold one more)."""
+        self._delivered += 1
+        limit = self.settings.exit_after_jobs
+        if limit is not None and self._delivered >= limit and self._stop_consuming is not None:
+            await self._stop_consuming()
+
+    def _stop_if_idle(self, stop: asyncio.Event) -> None:
+        if self._delivered == 0:
+            log.info("no message within %.0f s (exit_after_idle_s): exiting", self.settings.exit_after_idle_s)
+            stop.set()
 
     def _checks(self) -> dict[str, str]:
         return {"broker": "ok" if self.broker.connected else "disconnected"}
@@ -209,6 +248,7 @@ class StageWorker(Generic[J]):
     # -- one delivery ----------------------------------------------------------------------------------
 
     async def handle(self, delivery: Delivery) -> None:
+        await self._count_delivery()
         try:
             job = self._decode.validate_json(delivery.body)
         except ValidationError as error:
@@ -233,6 +273,7 @@ class StageWorker(Generic[J]):
             )
             key = (job.mous_id, job.job_id)
             task = asyncio.create_task(self._execute(job))
+            count_job_start(self.stage.value, task)  # metrics: started, and in progress until the task ends
             self._running[key] = task
             try:
                 event = await task
@@ -241,6 +282,7 @@ class StageWorker(Generic[J]):
                     raise  # the worker is shutting down: leave the delivery for another worker
                 self._cancelled.discard(key)
                 event = self._failed(job, JobCancelled("the job was cancelled"), 0.0)
+                JOBS.labels(self.stage.value, "failed", event.error_class.value).inc()  # metrics (no duration)
             finally:
                 self._running.pop(key, None)
             await asyncio.to_thread(
@@ -329,6 +371,8 @@ class StageWorker(Generic[J]):
         error_class = event.error_class.value if isinstance(event, JobFailed) else ""
         JOBS.labels(self.stage.value, outcome, error_class).inc()
         JOB_DURATION.labels(self.stage.value, outcome).observe(duration)
+        if isinstance(event, JobSucceeded):  # metrics: the QA scores' distribution
+            observe_qa_scores(self.stage.value, event.qa)
 
     async def _publish_event(self, event: JobEvent) -> None:
         await self.broker.publish(

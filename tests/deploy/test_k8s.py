@@ -11,7 +11,6 @@ and fails them under CI=true.
 
 import os
 import re
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,41 +19,36 @@ from typing import Any
 
 import pytest
 import yaml
-from aperture_calibration.settings import CalibrationSettings
 from aperture_coordinator.main import cli as coordinator_cli
 from aperture_coordinator.settings import CoordinatorSettings
-from aperture_export.settings import ExportSettings
-from aperture_findcont.settings import FindcontSettings
-from aperture_footprint.settings import FootprintSettings
-from aperture_imaging.settings import ImagingSettings
-from aperture_ingest.settings import IngestSettings
-from aperture_previews.settings import PreviewsSettings
 from aperture_shared.settings import CasaSettings, CommonSettings
+from k8s_manifests import (
+    NAMESPACE,
+    PART_OF,
+    README,
+    ROOT,
+    SECRET_NAME,
+    SECRET_TEST_VALUES,
+    STAGE_WORKER_SETTINGS,
+    container_port,
+    documented_secret_keys,
+    documents,
+    find,
+    plain_environment,
+    quantity_bytes,
+    render_kustomization,
+    secret_references,
+    validate_strictly,
+)
 from pydantic_settings import BaseSettings
 from settings_fields import variable_is_read
-from support.requirements import find_tool
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "k8s" / "base"
-README = ROOT / "k8s" / "README.md"
-KUBERNETES_VERSION = "1.30.0"
-NAMESPACE = "aperture"
-PART_OF = ("app.kubernetes.io/part-of", "aperture")
-SECRET_NAME = "aperture-secrets"
-# Stand-ins for the Secret's values: real-looking and not the development defaults, which production
-# mode refuses.
-SECRET_TEST_VALUES = {
-    "amqp-url": "amqp://aperture:rabbit-test-secret@rabbitmq:5672/",
-    "s3-access-key": "aperture",
-    "s3-secret-key": "minio-test-secret",
-    "database-url": "postgresql+psycopg://aperture:postgres-test-secret@postgres:5432/aperture",
-}
 # Between CASA's memory limit (the worker's watchdog) and the container's: the worker process itself,
 # page cache, and what CASA allocates between two samples of the watchdog.
 MEMORY_HEADROOM_BYTES = 1024**3
-MEMORY_UNITS = {"": 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "k": 1000, "M": 1000**2, "G": 1000**3}
 
 
 @dataclass(frozen=True)
@@ -70,18 +64,14 @@ class Workload:
     listen: tuple[str, str] | None  # (host, port) settings of its HTTP endpoints
 
 
-STAGE_WORKER_SETTINGS: dict[str, type[BaseSettings]] = {
-    "ingest": IngestSettings, "calibration": CalibrationSettings, "findcont": FindcontSettings,
-    "imaging": ImagingSettings, "previews": PreviewsSettings, "footprint": FootprintSettings,
-    "export": ExportSettings,
-}
 SERVICE_CREDENTIALS = frozenset({"APERTURE_AMQP_URL", "APERTURE_S3_ACCESS_KEY", "APERTURE_S3_SECRET_KEY"})
 WORKLOADS = {
     workload.name: workload
     for workload in (
         Workload(
             kind="Deployment", name="aperture-coordinator", compose_service="coordinator", package="coordinator",
-            settings=(CoordinatorSettings,), credentials=SERVICE_CREDENTIALS | {"APERTURE_DATABASE_URL"},
+            settings=(CoordinatorSettings,),
+            credentials=SERVICE_CREDENTIALS | {"APERTURE_DATABASE_URL", "APERTURE_API_TOKENS"},
             listen=("APERTURE_API_HOST", "APERTURE_API_PORT"),
         ),
         Workload(
@@ -104,24 +94,8 @@ SERVICES = [name for name, workload in WORKLOADS.items() if workload.listen is n
 
 
 @pytest.fixture(scope="module")
-def rendered_text() -> str:
-    kubectl = find_tool("kubectl", "apt-get install -y kubernetes-client")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(BASE)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def resources(rendered_text: str) -> list[dict[str, Any]]:
-    return [document for document in yaml.safe_load_all(rendered_text) if document]
-
-
-def find(resources: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    matches = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
-    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
-    return matches[0]
+def resources() -> list[dict[str, Any]]:
+    return documents(render_kustomization(BASE))
 
 
 def pod_spec(resources: list[dict[str, Any]], workload: Workload) -> dict[str, Any]:
@@ -134,44 +108,6 @@ def only_container(resources: list[dict[str, Any]], workload: Workload) -> dict[
     return container
 
 
-def plain_environment(resources: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
-    """The variables with values in the manifests: the ConfigMaps the container takes whole (each must
-    be in the render) and its own `value` entries, which win as they do in a pod."""
-    environment: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        assert set(source) == {"configMapRef"}, f"unexpected envFrom source {source}"
-        environment.update(find(resources, "ConfigMap", source["configMapRef"]["name"])["data"])
-    for variable in container.get("env", []):
-        if "value" in variable:
-            environment[variable["name"]] = variable["value"]
-    return environment
-
-
-def secret_references(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Variable -> (Secret name, key) for every variable taken from a Secret."""
-    return {
-        variable["name"]: (variable["valueFrom"]["secretKeyRef"]["name"], variable["valueFrom"]["secretKeyRef"]["key"])
-        for variable in container.get("env", [])
-        if "secretKeyRef" in variable.get("valueFrom", {})
-    }
-
-
-def container_port(container: dict[str, Any], port: int | str) -> int:
-    """The containerPort a probe or Service names (by number or by name); fails if none is declared."""
-    declared = {entry.get("name"): entry["containerPort"] for entry in container.get("ports", [])}
-    if isinstance(port, int):
-        assert port in declared.values(), f"port {port} is not declared by {container['name']}: {declared}"
-        return port
-    assert port in declared, f"no port named {port!r} in {container['name']}: {declared}"
-    return declared[port]
-
-
-def quantity_bytes(quantity: str) -> int:
-    match = re.fullmatch(r"(\d+)([KMGT]i|[kMG])?", quantity)
-    assert match, f"unsupported quantity {quantity!r}"
-    return int(match.group(1)) * MEMORY_UNITS[match.group(2) or ""]
-
-
 def duration_s(duration: str) -> int:
     """A compose duration such as 2m, 90s or 1m30s, in seconds."""
     parts = re.findall(r"(\d+)([hms])", duration)
@@ -182,11 +118,6 @@ def duration_s(duration: str) -> int:
 def compose_services() -> dict[str, Any]:
     services: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     return services
-
-
-def documented_secret_keys() -> set[str]:
-    """The keys k8s/README.md's `kubectl create secret` command gives."""
-    return set(re.findall(r"--from-literal=([a-z0-9-]+)=", README.read_text()))
 
 
 def image_user_id() -> int:
@@ -215,23 +146,22 @@ def test_the_base_renders_the_services_the_migration_and_no_secret(resources: li
         *(("Deployment", worker) for worker in WORKERS),
         ("Job", "aperture-migrate"),
         ("Namespace", NAMESPACE),
+        ("NetworkPolicy", "aperture-coordinator-api"),
+        ("NetworkPolicy", "aperture-default-deny-ingress"),
+        ("NetworkPolicy", "aperture-metrics-scrape"),
         ("Service", "aperture-coordinator"),
     ])
     # The Secret is created by hand (k8s/README.md); its values must never be in the repository.
     assert not [r for r in resources if r["kind"] == "Secret"]
 
 
-def test_the_render_matches_the_kubernetes_api_schemas_strictly(rendered_text: str, tmp_path: Path) -> None:
-    validator = find_tool("kubernetes-validate", "pip install kubernetes-validate (the dev group)")
-    rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(rendered_text)
-
-    result = subprocess.run(
-        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, "--quiet", str(rendered)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+def test_the_render_matches_the_kubernetes_api_schemas_strictly(
+    resources: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    result = validate_strictly(resources, tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "Couldn't find schema" not in result.stdout + result.stderr
 
 
 def test_every_object_is_in_the_namespace_and_labelled_part_of_aperture(resources: list[dict[str, Any]]) -> None:

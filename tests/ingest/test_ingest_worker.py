@@ -37,8 +37,8 @@ MOUS = "uid://A001/X1/X1"
 def workers(env, tmp_path):
     started = []
 
-    def start(index: int = 0):
-        worker = stage_worker("ingest", env, tmp_path / "logs", index).start()
+    def start(index: int = 0, **extra_env: str):
+        worker = stage_worker("ingest", env, tmp_path / "logs", index, **extra_env).start()
         started.append(worker)
         return worker
 
@@ -228,3 +228,42 @@ async def test_an_operators_cont_dat_and_flux_csv_in_the_package_are_kept_for_la
     (spw,) = done.result.metadata.measurement_sets[0].spectral_windows
     assert (model.field, model.flux_jy, model.spectral_index) == ("J1008+0730", 14.9, -0.47)
     assert model.reference_frequency_hz == spw.centre_frequency_hz
+
+
+def _not_an_ms(tmp_path: Path, name: str) -> Path:
+    """A package with no Measurement Set in it: ingest fails it at once (bad input)."""
+    notes = tmp_path / name
+    notes.mkdir()
+    (notes / "README.txt").write_text("not a measurement set")
+    archive = tmp_path / f"{name}.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(notes, arcname=name)
+    return archive
+
+
+async def test_a_one_job_worker_takes_one_message_settles_it_and_exits_leaving_the_next_queued(
+    broker, events, workers, store, tmp_path
+):
+    """KEDA's ScaledJob starts one worker per message (APERTURE_EXIT_AFTER_JOBS=1): it must take one
+    message, not a second one under its prefetch, settle it, and exit 0."""
+    one_job = workers(0, APERTURE_EXIT_AFTER_JOBS="1")
+    await _dispatch(broker, _job(store, _not_an_ms(tmp_path, "first"), "r1.ingest-first"))
+    await _dispatch(broker, _job(store, _not_an_ms(tmp_path, "second"), "r1.ingest-second"))
+    first = await events.wait_for(lambda e: e.event_type == "job.failed", what="the first job's result")
+    assert first.job_id == "r1.ingest-first"
+    assert one_job.wait_exit(timeout=60) == 0
+    assert one_job.wait_for_log("exit_after_jobs")
+    assert [e.job_id for e in events.of_type("job.started")] == ["r1.ingest-first"]
+    # The second message was left on the queue for the next worker.
+    workers(1)
+    second = await events.wait_for(lambda e: e.job_id == "r1.ingest-second" and e.event_type == "job.failed",
+                                   what="the second job, by the next worker")
+    assert second.error_class is ErrorClass.BAD_INPUT
+
+
+async def test_a_one_job_worker_that_gets_no_message_exits_after_its_idle_time(workers):
+    started = time.monotonic()
+    idle = workers(0, APERTURE_EXIT_AFTER_JOBS="1", APERTURE_EXIT_AFTER_IDLE_S="8")
+    assert idle.wait_exit(timeout=60) == 0
+    assert time.monotonic() - started >= 8
+    assert idle.wait_for_log("exit_after_idle_s")
