@@ -6,6 +6,7 @@ import json
 import tarfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from aperture_contracts.continuum import ContinuumCase, ContinuumRanges, FrequencyRange
 from aperture_contracts.enums import ErrorClass, ImagingKind, JobState, Stage
@@ -27,6 +28,7 @@ from aperture_contracts.qa import QAMetric, QAScore
 from aperture_contracts.storage import ObjectRef
 from aperture_coordinator.db import Database
 from aperture_coordinator.models import Job, Mous, OutboxMessage
+from aperture_coordinator.state import Coordinator
 from aperture_shared.errors import StorageError
 from sqlalchemy import select
 
@@ -238,3 +240,27 @@ def tar_package(files: dict[str, bytes]) -> bytes:
 
 def restore_manifest(mous_uid: str | None) -> bytes:
     return json.dumps({"kind": "aperture.restore-manifest", "mous_uid": mous_uid, "apply": []}).encode()
+
+
+def dispatched(database: Database) -> list[str]:
+    return [job_id for job_id, state in job_states(database).items() if state == JobState.DISPATCHED]
+
+
+class AdvancingClock(Protocol):
+    def advance(self, seconds: float) -> datetime: ...
+
+
+def run_wave(coordinator: Coordinator, database: Database, clock: AdvancingClock) -> list[str]:
+    """Start and finish every job dispatched now; returns them."""
+    wave = dispatched(database)
+    for job_id in wave:
+        stage = load_job(database, job_id).stage
+        coordinator.apply_event(started(job_id, at=clock.advance(1), stage=stage, worker=f"{stage.value}:1"))
+        if stage == Stage.INGEST:
+            coordinator.apply_event(ingest_succeeded(at=clock.advance(1), metadata=grid_metadata(2, 2)))
+        else:
+            job = load_job(database, job_id)
+            coordinator.apply_event(stage_succeeded(
+                job_id, stage, at=clock.advance(1), target=job.target, spw_id=job.spw_id, kind=job.kind
+            ))
+    return wave

@@ -11,7 +11,8 @@ from aperture_coordinator.models import Base
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-TABLES = {"mous", "jobs", "job_dependencies", "attempts", "outbox", "objects", "processed_events"}
+TABLES = {"mous", "jobs", "job_dependencies", "attempts", "outbox", "objects", "processed_events",
+          "imaging_requests", "request_versions"}
 
 
 def test_migrations_create_every_table(database_url: str) -> None:

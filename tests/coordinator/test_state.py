@@ -35,7 +35,7 @@ from .factories import (
     load_mous,
     object_ref,
     outbox,
-    stage_succeeded,
+    run_wave,
     started,
 )
 
@@ -468,26 +468,6 @@ def everything_deployed(database: Database, settings: CoordinatorSettings, clock
         database, settings.model_copy(update={"enabled_stages": list(Stage)}), clock=clock,
         rng=random.Random(1), message_builders=builders,
     )
-
-
-def dispatched(database: Database) -> list[str]:
-    return [job_id for job_id, state in job_states(database).items() if state == JobState.DISPATCHED]
-
-
-def run_wave(coordinator: Coordinator, database: Database, clock: FakeClock) -> list[str]:
-    """Start and finish every job dispatched now; returns them."""
-    wave = dispatched(database)
-    for job_id in wave:
-        stage = load_job(database, job_id).stage
-        coordinator.apply_event(started(job_id, at=clock.advance(1), stage=stage, worker=f"{stage.value}:1"))
-        if stage == Stage.INGEST:
-            coordinator.apply_event(ingest_succeeded(at=clock.advance(1), metadata=grid_metadata(2, 2)))
-        else:
-            job = load_job(database, job_id)
-            coordinator.apply_event(stage_succeeded(
-                job_id, stage, at=clock.advance(1), target=job.target, spw_id=job.spw_id, kind=job.kind
-            ))
-    return wave
 
 
 def test_a_whole_graph_runs_to_completion_in_dependency_order(

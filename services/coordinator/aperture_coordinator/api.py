@@ -27,10 +27,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from aperture_coordinator.auth import Unauthenticated
 from aperture_coordinator.db import Database
+from aperture_coordinator.imaging_requests import RequestRefused, UnknownRequest
 from aperture_coordinator.job_messages import input_prefix
 from aperture_coordinator.metrics import SUBMISSIONS, DatabaseStateCollector
 from aperture_coordinator.queries import list_mous, mous_detail, mous_summary
+from aperture_coordinator.requests_api import requests_router
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator, NothingToCancel, Submission, UnknownMous
 from aperture_coordinator.uploads import (
@@ -203,6 +206,21 @@ def create_app(
     async def _nothing_to_cancel(_request: Request, error: NothingToCancel) -> JSONResponse:
         return problem(409, str(error))
 
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_request: Request, error: Unauthenticated) -> JSONResponse:
+        response = problem(401, str(error), [{"field": "Authorization", "message": str(error)}])
+        response.headers["WWW-Authenticate"] = 'Bearer realm="aperture"'
+        return response
+
+    @app.exception_handler(RequestRefused)
+    async def _request_refused(_request: Request, error: RequestRefused) -> JSONResponse:
+        errors = [{"field": p.field, "message": p.message} for p in error.problems]
+        return problem(error.status, f"the request cannot be made: {error}", errors)
+
+    @app.exception_handler(UnknownRequest)
+    async def _unknown_request(_request: Request, error: UnknownRequest) -> JSONResponse:
+        return problem(404, str(error), [{"field": "request_id", "message": str(error)}])
+
     @app.exception_handler(JobError)
     async def _storage_unavailable(_request: Request, error: JobError) -> JSONResponse:
         # Storage failures surface as aperture_shared.errors (StorageError, IntegrityError).
@@ -372,6 +390,8 @@ def create_app(
         await asyncio.to_thread(services.coordinator.cancel, canonical, "cancelled by request")
         services.notify_outbox()
         return await asyncio.to_thread(_summary, canonical)
+
+    app.include_router(requests_router(settings, services.database))
 
     # -- operations ------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
+from aperture_contracts.requests import RequestState
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -229,3 +230,40 @@ class ProcessedEvent(Base):
     mous_id: Mapped[str] = mapped_column(String(64), index=True)
     outcome: Mapped[str] = mapped_column(Text)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)  # pruned by age (retention.py)
+
+
+class ImagingRequest(Base):
+    """A user's SRDP-style imaging request on an MOUS: who asked, and for which MOUS. What they asked for is
+    in its versions; a re-run makes a new version, so a delivered one is never overwritten."""
+
+    __tablename__ = "imaging_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    mous_id: Mapped[str] = mapped_column(String(64), ForeignKey("mous.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    versions: Mapped[list["RequestVersion"]] = relationship(
+        back_populates="request", order_by="RequestVersion.version", cascade="all, delete-orphan"
+    )
+
+
+class RequestVersion(Base):
+    """One version of a request: its parameters, the estimate made before it ran, its state, and whether it
+    passed QA (at most one version of a request does)."""
+
+    __tablename__ = "request_versions"
+    __table_args__ = (UniqueConstraint("request_id", "version"),)
+
+    pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(40), ForeignKey("imaging_requests.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    estimate: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    state: Mapped[RequestState] = mapped_column(EnumText(RequestState))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    passed_qa: Mapped[bool | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    request: Mapped[ImagingRequest] = relationship(back_populates="versions")

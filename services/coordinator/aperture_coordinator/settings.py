@@ -8,6 +8,8 @@ from aperture_shared.settings import CommonSettings
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from aperture_coordinator.auth import ApiIdentity
+
 # Points between a database commit and a broker publish where the relay can kill its own process, so
 # that end-to-end tests can prove that neither order of failure loses or duplicates work.
 FaultInjection = Literal["crash_after_commit_before_publish", "crash_after_publish_before_commit"]
@@ -74,6 +76,16 @@ class CoordinatorSettings(CommonSettings):
     max_upload_bytes: int = Field(
         200 * 1024**3, ge=1,
         description="largest package accepted as an upload (bytes); larger ones are submitted by object_key",
+    )
+    api_tokens: dict[str, ApiIdentity] = Field(
+        default_factory=dict,
+        description="bearer tokens of the requests API (JSON: token -> {user, role}); none: the development "
+        "token only, which production mode never accepts",
+    )
+    request_rate_per_minute: int = Field(10, ge=1, description="new imaging requests a user may make per minute")
+    max_active_requests_per_user: int = Field(5, ge=1, description="a user's requests queued or running at once")
+    max_request_product_bytes: int = Field(
+        50 * 10**9, ge=1, description="the estimated product size a user's request may reach"
     )
     fault_injection: FaultInjection | None = Field(
         None, description="for tests only: the relay kills its own process once at this point"
