@@ -6,6 +6,12 @@
         detail = aperture.wait(submission.summary.mous_id)
         aperture.download_products(detail.mous_id, Path("products"))
 
+Imaging requests (`/api/v1/requests`) need a bearer token; it goes to those endpoints only, never to the
+MOUS endpoints or to the storage links of products:
+
+    with ApertureClient(api_url, token="...") as aperture:
+        estimate = aperture.create_request(RequestCreate(mous_id=..., cubes=[...]), dry_run=True).estimate
+
 Every body is parsed with the contracts' pydantic models, and every failure is an `ApertureClientError`
 with a message for a person (see aperture_cli.errors).
 """
@@ -16,13 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Any, Literal, Self, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
 from aperture_contracts.api import MousDetail, MousList, MousSummary, Problem, ProductView
 from aperture_contracts.enums import MousState
 from aperture_contracts.ids import canonical_mous_id, mous_key
+from aperture_contracts.requests import DryRun, RequestCreate, RequestList, RequestView
 from pydantic import BaseModel, ValidationError
 
 from aperture_cli.downloads import matches_stored_object, product_destination, write_verified
@@ -39,6 +46,7 @@ from aperture_cli.packaging import MemberCallback, UploadPackage, prepare_upload
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
+REQUESTS_PATH = "/requests"
 # States after which nothing more happens without a person: the end states, and "waiting for service"
 # (all the deployed stages could do is done; the rest needs a stage that is not deployed).
 SETTLED_MOUS_STATES = frozenset(
@@ -106,18 +114,21 @@ class ApertureClient:
 
     api_url: where the API is (no /api/v1 suffix). timeout_s: for ordinary calls; uploads and downloads
     allow `transfer_timeout_s` between bytes, since the coordinator answers an upload only once it has
-    stored it. transport: for tests (httpx.MockTransport) or special networking.
+    stored it. token: the bearer token of the imaging-requests endpoints (an operator hands them out).
+    transport: for tests (httpx.MockTransport) or special networking.
     """
 
     def __init__(
         self,
         api_url: str = DEFAULT_API_URL,
         *,
+        token: str | None = None,
         timeout_s: float = 30.0,
         transfer_timeout_s: float = 3600.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._token = token.strip() if token and token.strip() else None
         if not self.api_url.startswith(("http://", "https://")):
             raise ApertureClientError(
                 f"the API URL {api_url!r} must start with http:// or https:// (e.g. {DEFAULT_API_URL})"
@@ -336,6 +347,71 @@ class ApertureClient:
         except OSError as error:
             raise DownloadError(f"{product.name}: cannot write {target}: {error}") from error
 
+    # Imaging requests
+
+    @overload
+    def create_request(self, body: RequestCreate, *, dry_run: Literal[False] = False) -> RequestView: ...
+
+    @overload
+    def create_request(self, body: RequestCreate, *, dry_run: Literal[True]) -> DryRun: ...
+
+    @overload
+    def create_request(self, body: RequestCreate, *, dry_run: bool) -> RequestView | DryRun: ...
+
+    def create_request(self, body: RequestCreate, *, dry_run: bool = False) -> RequestView | DryRun:
+        """Ask for an imaging request; with dry_run, only check it and estimate it (nothing is stored)."""
+        response = self._send(
+            "POST",
+            REQUESTS_PATH,
+            params={"dry_run": "true"} if dry_run else None,
+            json=body.model_dump(mode="json"),
+            headers=self._bearer(),
+        )
+        return self._parse(response, DryRun) if dry_run else self._parse(response, RequestView)
+
+    def list_requests(self, *, offset: int = 0, limit: int = 50) -> RequestList:
+        """The caller's requests, newest first (an operator's token: everyone's)."""
+        return self._parse(self._list_requests_response(offset, limit), RequestList)
+
+    def list_requests_json(self, *, offset: int = 0, limit: int = 50) -> Any:
+        """The API's body as it came (checked against the contract first)."""
+        response = self._list_requests_response(offset, limit)
+        self._parse(response, RequestList)
+        return response.json()
+
+    def get_request(self, request_id: str) -> RequestView:
+        return self._parse(self._send("GET", _request_path(request_id), headers=self._bearer()), RequestView)
+
+    def get_request_json(self, request_id: str) -> Any:
+        """The API's body as it came (checked against the contract first)."""
+        response = self._send("GET", _request_path(request_id), headers=self._bearer())
+        self._parse(response, RequestView)
+        return response.json()
+
+    def rerun_request(self, request_id: str, body: RequestCreate | None = None) -> RequestView:
+        """A new version of the request: as its latest version asked, or with `body`'s parameters."""
+        response = self._send(
+            "POST",
+            _request_path(request_id) + "/versions",
+            json=None if body is None else body.model_dump(mode="json"),
+            headers=self._bearer(),
+        )
+        return self._parse(response, RequestView)
+
+    def cancel_request(self, request_id: str) -> RequestView:
+        """Cancel the request's unfinished versions; finished ones stay as they are."""
+        response = self._send("POST", _request_path(request_id) + "/cancel", headers=self._bearer())
+        return self._parse(response, RequestView)
+
+    def _list_requests_response(self, offset: int, limit: int) -> httpx.Response:
+        return self._send(
+            "GET", REQUESTS_PATH, params={"offset": offset, "limit": limit}, headers=self._bearer()
+        )
+
+    def _bearer(self) -> dict[str, str]:
+        # Without a token nothing is sent: the API's 401 says what it wants better than a guess here.
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
     # HTTP plumbing
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -366,6 +442,11 @@ class ApertureClient:
                 f"with a body that is not a {model.__name__} ({error.error_count()} problem(s), first: "
                 f"{_first_problem(error)}); are the CLI and the coordinator the same version?"
             ) from error
+
+
+def _request_path(request_id: str) -> str:
+    # Quoted whole, so that an id typed with a slash cannot reach another endpoint.
+    return f"{REQUESTS_PATH}/{quote(request_id.strip(), safe='')}"
 
 
 def _mous_path(mous_id: str) -> str:

@@ -1,14 +1,14 @@
 """The `aperture` command: submit Measurement Sets to the coordinator, follow them, fetch their products.
 
 Output contract, for scripts: stdout carries results (the MOUS id from `submit`, the final state, tables,
-JSON); progress and notes go to stderr. Exit codes are the ExitCode values below.
+JSON); progress and notes go to stderr. Exit codes are the ExitCode values (aperture_cli.command_line).
+Imaging requests are the `aperture request` commands (aperture_cli.request_commands).
 """
 
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,16 +34,10 @@ from aperture_cli.client import (
     ApertureClient,
     DownloadedProduct,
     Submission,
-    iter_field_errors,
 )
-from aperture_cli.errors import (
-    ApertureClientError,
-    ApiError,
-    ApiUnreachable,
-    DownloadError,
-    WaitTimeout,
-)
+from aperture_cli.command_line import ApiUrlOption, ExitCode, consoles, expected_failures
 from aperture_cli.packaging import UploadPackage, prepare_upload
+from aperture_cli.request_commands import request_app
 from aperture_cli.views import (
     format_bytes,
     mous_list_table,
@@ -53,18 +47,6 @@ from aperture_cli.views import (
     state_text,
     status_view,
 )
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    MOUS_UNSUCCESSFUL = 1  # the MOUS failed or was cancelled
-    USAGE = 2  # a wrong option or argument (typer's own code)
-    API_UNREACHABLE = 3
-    REQUEST_FAILED = 4  # the API refused the request, answered nonsense, or the input cannot be sent
-    DOWNLOAD_FAILED = 5  # a product could not be fetched, or its checksum did not match
-    WAIT_TIMEOUT = 6  # --timeout passed before the MOUS settled; it keeps running
-    INTERRUPTED = 130  # Ctrl-C; the MOUS keeps running
-
 
 app = typer.Typer(
     name="aperture",
@@ -77,11 +59,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(request_app, name="request")
 
-ApiUrlOption = Annotated[
-    str,
-    typer.Option("--api", envvar="APERTURE_API_URL", help="Base URL of the Aperture API.", show_envvar=True),
-]
 MousIdArgument = Annotated[
     str, typer.Argument(help="MOUS id: uid://A001/X2fa/X2dd, uid___A001_X2fa_X2dd or aperture-<hex>.")
 ]
@@ -97,41 +76,6 @@ PollIntervalOption = Annotated[
 
 
 @contextmanager
-def _expected_failures(err: Console) -> Iterator[None]:
-    """Turn the client's expected failures into a message and an exit code, never a traceback."""
-    try:
-        yield
-    except ApiUnreachable as error:
-        err.print(Text(f"error: {error}", style="red"))
-        raise typer.Exit(ExitCode.API_UNREACHABLE) from None
-    except ApiError as error:
-        err.print(
-            Text(
-                f"error: the API refused {error.method} {error.path} (HTTP {error.status_code}): ",
-                style="red",
-            )
-            + Text(error.detail)
-        )
-        for where, message in iter_field_errors(error.field_errors):
-            # The API often repeats its one field error as the detail: then only the field is news.
-            if message == error.detail:
-                if where:
-                    err.print(Text(f"  (field: {where})"))
-            else:
-                err.print(Text(f"  - {where}: {message}" if where else f"  - {message}"))
-        raise typer.Exit(ExitCode.REQUEST_FAILED) from None
-    except DownloadError as error:
-        err.print(Text(f"error: {error}", style="red"))
-        raise typer.Exit(ExitCode.DOWNLOAD_FAILED) from None
-    except WaitTimeout as error:
-        err.print(Text(f"error: {error}", style="yellow"))
-        raise typer.Exit(ExitCode.WAIT_TIMEOUT) from None
-    except ApertureClientError as error:
-        err.print(Text(f"error: {error}", style="red"))
-        raise typer.Exit(ExitCode.REQUEST_FAILED) from None
-
-
-@contextmanager
 def _keeps_running_on_interrupt(err: Console, mous_id: str) -> Iterator[None]:
     try:
         yield
@@ -144,11 +88,6 @@ def _keeps_running_on_interrupt(err: Console, mous_id: str) -> Iterator[None]:
             )
         )
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-
-
-def _consoles() -> tuple[Console, Console]:
-    # Made per command, not at import, so they write to whatever stdout/stderr are at call time.
-    return Console(), Console(stderr=True)
 
 
 @app.command()
@@ -186,8 +125,8 @@ def submit(
     api: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Upload a Measurement Set and print its MOUS id."""
-    out, err = _consoles()
-    with _expected_failures(err), ApertureClient(api) as client:
+    out, err = consoles()
+    with expected_failures(err), ApertureClient(api) as client:
         submission = _upload(client, path, mous_uid=mous_uid, rerun=rerun, scratch_dir=scratch_dir, err=err)
         summary = submission.summary
         out.print(summary.mous_id, markup=False, highlight=False)
@@ -224,8 +163,8 @@ def wait_command(
     api: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Follow an MOUS until nothing more can run; exit 1 if it failed."""
-    out, err = _consoles()
-    with _expected_failures(err), ApertureClient(api) as client:
+    out, err = consoles()
+    with expected_failures(err), ApertureClient(api) as client:
         with _keeps_running_on_interrupt(err, mous_id):
             detail = _wait_with_display(client, mous_id, timeout, poll_interval, err)
         _finish(client, detail, download, out, err)
@@ -238,8 +177,8 @@ def status(
     api: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Show an MOUS: state, observation, jobs by stage, errors, QA and products."""
-    out, err = _consoles()
-    with _expected_failures(err), ApertureClient(api) as client:
+    out, err = consoles()
+    with expected_failures(err), ApertureClient(api) as client:
         if as_json:
             typer.echo(json.dumps(client.get_mous_json(mous_id), indent=2))
         else:
@@ -254,8 +193,8 @@ def list_command(
     api: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """List submitted MOUSs."""
-    out, err = _consoles()
-    with _expected_failures(err), ApertureClient(api) as client:
+    out, err = consoles()
+    with expected_failures(err), ApertureClient(api) as client:
         if as_json:
             typer.echo(json.dumps(client.list_mous_json(limit=limit, offset=offset), indent=2))
         else:
@@ -265,8 +204,8 @@ def list_command(
 @app.command()
 def cancel(mous_id: MousIdArgument, api: ApiUrlOption = DEFAULT_API_URL) -> None:
     """Cancel an MOUS: jobs not yet finished are stopped."""
-    out, err = _consoles()
-    with _expected_failures(err), ApertureClient(api) as client:
+    out, err = consoles()
+    with expected_failures(err), ApertureClient(api) as client:
         summary = client.cancel_mous(mous_id)
         out.print(Text.assemble(summary.mous_id, ": ", state_text(summary.state), "  ", summary.reason))
 
@@ -278,8 +217,8 @@ def download_command(
     api: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:
     """Fetch every product of an MOUS, verifying each file's SHA-256."""
-    out, err = _consoles()
-    with _expected_failures(err), ApertureClient(api) as client:
+    out, err = consoles()
+    with expected_failures(err), ApertureClient(api) as client:
         _download(client, mous_id, directory, out, err)
 
 
