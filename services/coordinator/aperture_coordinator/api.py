@@ -46,6 +46,7 @@ from aperture_coordinator.uploads import (
     safe_package_name,
     validate_mous_uid,
 )
+from aperture_coordinator.web_ui import mount_web_ui
 
 log = logging.getLogger(__name__)
 
@@ -392,6 +393,7 @@ def create_app(
         return await asyncio.to_thread(_summary, canonical)
 
     app.include_router(requests_router(settings, services.database))
+    mount_web_ui(app)
 
     # -- operations ------------------------------------------------------------------------------------
 
