@@ -6,17 +6,12 @@ import json
 import random
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from aperture_cli.client import ApertureClient
 from aperture_cli.errors import ApiError
 from aperture_cli.main import ExitCode, app
@@ -31,7 +26,7 @@ from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator, Submission
 from cli_fakes import FakeCoordinator
 from coordinator.factories import MOUS_ID, InMemoryObjectStore, load_mous, object_ref, run_wave
-from fastapi import FastAPI
+from support.asgi import serving
 from typer.testing import CliRunner
 
 ALICE, BOB = "alice-token", "bob-token"
@@ -107,26 +102,6 @@ def live_api(completed_database: Path, tmp_path: Path) -> Iterator[LiveApi]:
             yield LiveApi(url)
     finally:
         database.dispose()
-
-
-@contextmanager
-def serving(asgi_app: FastAPI) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn in a thread on a port of its own; its base URL while it runs."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(asgi_app, log_level="warning", ws="none", lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        try:
-            host, port = listener.getsockname()
-            yield f"http://{host}:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=20)
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,17 @@ or remote requests), estimates, places the API's field errors by the right input
 submits, lists, cancels, and says what a refused token means."""
 
 import random
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 from aperture_contracts.enums import MousState, Stage
 from aperture_coordinator.api import CoordinatorServices, create_app
 from aperture_coordinator.auth import ApiIdentity
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator, Submission
-from fastapi import FastAPI
+from support.asgi import serving
 from support.browser import PageRecord, headless_browser, record_page
 
 from .conftest import FakeClock
@@ -30,26 +25,6 @@ PAGE = "/ui/requests"
 # spw 17 (factories): 128 channels of 15.6 MHz from 247 GHz, ~19 km/s each; spw 19 the same from 249 GHz.
 GOOD_CUBE = {"spw": "17", "start": "-100", "width": "25", "nchan": "10", "rest": "248e9"}
 SECOND_CUBE = {"spw": "19", "start": "-100", "width": "25", "nchan": "10", "rest": "250e9"}
-
-
-@contextmanager
-def serving(asgi_app: FastAPI) -> Iterator[str]:
-    """The app under uvicorn in a thread on a free local port; its base URL while it runs."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(asgi_app, log_level="warning", ws="none", lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        try:
-            host, port = listener.getsockname()
-            yield f"http://{host}:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=20)
 
 
 @pytest.fixture(scope="module")
