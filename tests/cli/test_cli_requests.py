@@ -3,12 +3,10 @@ database (SQLite) holding an MOUS processed to the end, served by uvicorn on a f
 goes through its real HTTP path (--api, --token, Problem bodies) with no fake in between."""
 
 import json
-import random
 import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,16 +14,16 @@ from aperture_cli.client import ApertureClient
 from aperture_cli.errors import ApiError
 from aperture_cli.main import ExitCode, app
 from aperture_cli.views import format_bytes
-from aperture_contracts.enums import MousState, Stage
+from aperture_contracts.enums import Stage
 from aperture_contracts.imaging import SpectralAxisMode
 from aperture_contracts.requests import DryRun, RequestCreate, RequestState, RequestView
 from aperture_coordinator.api import CoordinatorServices, create_app
 from aperture_coordinator.auth import ApiIdentity
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.settings import CoordinatorSettings
-from aperture_coordinator.state import Coordinator, Submission
+from aperture_coordinator.state import Coordinator
 from cli_fakes import FakeCoordinator
-from coordinator.factories import MOUS_ID, InMemoryObjectStore, load_mous, object_ref, run_wave
+from coordinator.factories import MOUS_ID, InMemoryObjectStore, process_to_completion
 from support.asgi import serving
 from typer.testing import CliRunner
 
@@ -37,20 +35,6 @@ CUBE = "17:velocity:-100:25:10:248e9"
 # Its pipeline cube is 150 x 150 pixels (factories.image_product): 10 channels of 5 FITS files of 4 bytes.
 CUBE_BYTES = 150 * 150 * 10 * 4 * 5
 REQUEST_ID = re.compile(r"^req-[0-9a-f]{12}$")
-
-
-class SteppingClock:
-    """The coordinator's clock, moved on by run_wave as the jobs of the MOUS 'run'."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -76,13 +60,7 @@ def completed_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     upgrade_database(settings.database_url)
     database = Database(settings.database_url)
     try:
-        clock = SteppingClock()
-        coordinator = Coordinator(database, settings, clock=clock, rng=random.Random(1))
-        package = object_ref("mous/uid___A001_X2fa_X2dd/input/uid___A001_X2fa_X2dd.ms.tar", b"package")
-        coordinator.submit(Submission(MOUS_ID, package, "uid___A001_X2fa_X2dd.ms.tar"))
-        while run_wave(coordinator, database, clock):
-            pass
-        assert load_mous(database).state is MousState.COMPLETED
+        process_to_completion(database, settings)
     finally:
         database.dispose()
     return database_file

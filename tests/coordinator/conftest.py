@@ -9,7 +9,6 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import psycopg
@@ -20,7 +19,7 @@ from aperture_coordinator.state import Coordinator
 from sqlalchemy.engine import make_url
 from support.requirements import require
 
-from .factories import InMemoryObjectStore
+from .factories import FakeClock, InMemoryObjectStore
 
 POSTGRES_URL_ENV = "APERTURE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://aperture:aperture@127.0.0.1:5432/aperture_test"
@@ -74,20 +73,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-class FakeClock:
-    """A clock the test moves by hand (retry backoff and silence limits are about time)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2025, 11, 21, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 def make_settings(database_url: str, **overrides: object) -> CoordinatorSettings:

@@ -3,13 +3,13 @@
 import hashlib
 import io
 import json
+import random
 import tarfile
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 from aperture_contracts.continuum import ContinuumCase, ContinuumRanges, FrequencyRange
-from aperture_contracts.enums import ErrorClass, ImagingKind, JobState, Stage
+from aperture_contracts.enums import ErrorClass, ImagingKind, JobState, MousState, Stage
 from aperture_contracts.events import (
     CalibrationMode,
     CalibrationResult,
@@ -28,7 +28,8 @@ from aperture_contracts.qa import QAMetric, QAScore
 from aperture_contracts.storage import ObjectRef
 from aperture_coordinator.db import Database
 from aperture_coordinator.models import Job, Mous, OutboxMessage
-from aperture_coordinator.state import Coordinator
+from aperture_coordinator.settings import CoordinatorSettings
+from aperture_coordinator.state import Coordinator, Submission
 from aperture_shared.errors import StorageError
 from sqlalchemy import select
 
@@ -246,11 +247,21 @@ def dispatched(database: Database) -> list[str]:
     return [job_id for job_id, state in job_states(database).items() if state == JobState.DISPATCHED]
 
 
-class AdvancingClock(Protocol):
-    def advance(self, seconds: float) -> datetime: ...
+class FakeClock:
+    """A clock the test moves by hand (retry backoff and silence limits are about time)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 11, 21, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
 
 
-def run_wave(coordinator: Coordinator, database: Database, clock: AdvancingClock) -> list[str]:
+def run_wave(coordinator: Coordinator, database: Database, clock: FakeClock) -> list[str]:
     """Start and finish every job dispatched now; returns them."""
     wave = dispatched(database)
     for job_id in wave:
@@ -264,3 +275,14 @@ def run_wave(coordinator: Coordinator, database: Database, clock: AdvancingClock
                 job_id, stage, at=clock.advance(1), target=job.target, spw_id=job.spw_id, kind=job.kind
             ))
     return wave
+
+
+def process_to_completion(database: Database, settings: CoordinatorSettings) -> None:
+    """Submit MOUS_ID and succeed every job of its graph, wave by wave, until the MOUS is completed."""
+    clock = FakeClock()
+    coordinator = Coordinator(database, settings, clock=clock, rng=random.Random(1))
+    package = object_ref("mous/uid___A001_X2fa_X2dd/input/uid___A001_X2fa_X2dd.ms.tar", b"package")
+    coordinator.submit(Submission(MOUS_ID, package, "uid___A001_X2fa_X2dd.ms.tar"))
+    while run_wave(coordinator, database, clock):
+        pass
+    assert load_mous(database).state is MousState.COMPLETED

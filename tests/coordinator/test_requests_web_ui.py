@@ -3,22 +3,20 @@ on a free port, SQLite holding an MOUS processed to the end): it loads clean (no
 or remote requests), estimates, places the API's field errors by the right input of the right cube row,
 submits, lists, cancels, and says what a refused token means."""
 
-import random
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aperture_contracts.enums import MousState, Stage
+from aperture_contracts.enums import Stage
 from aperture_coordinator.api import CoordinatorServices, create_app
 from aperture_coordinator.auth import ApiIdentity
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.settings import CoordinatorSettings
-from aperture_coordinator.state import Coordinator, Submission
+from aperture_coordinator.state import Coordinator
 from support.asgi import serving
 from support.browser import PageRecord, headless_browser, record_page
 
-from .conftest import FakeClock
-from .factories import MOUS_ID, InMemoryObjectStore, load_mous, object_ref, run_wave
+from .factories import MOUS_ID, InMemoryObjectStore, process_to_completion
 
 TOKEN = "carol-token"
 PAGE = "/ui/requests"
@@ -38,13 +36,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     upgrade_database(settings.database_url)
     database = Database(settings.database_url)
     try:
-        clock = FakeClock()
-        coordinator = Coordinator(database, settings, clock=clock, rng=random.Random(1))
-        package = object_ref("mous/uid___A001_X2fa_X2dd/input/uid___A001_X2fa_X2dd.ms.tar", b"package")
-        coordinator.submit(Submission(MOUS_ID, package, "uid___A001_X2fa_X2dd.ms.tar"))
-        while run_wave(coordinator, database, clock):
-            pass
-        assert load_mous(database).state is MousState.COMPLETED
+        process_to_completion(database, settings)
         services = CoordinatorServices(database, Coordinator(database, settings), InMemoryObjectStore())
         app = create_app(settings, services)
         with serving(app) as url:
