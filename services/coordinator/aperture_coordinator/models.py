@@ -145,6 +145,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    # Set on the jobs of a user's imaging request: they image the MOUS's processed data but are not part of
+    # its run, so the MOUS's state is derived without them and the request version's from them alone.
+    request_version_pk: Mapped[int | None] = mapped_column(
+        BigIntPk, ForeignKey("request_versions.pk", ondelete="CASCADE"), nullable=True, index=True
+    )
+
     mous: Mapped[Mous] = relationship(back_populates="jobs")
     depends_on: Mapped[list["Job"]] = relationship(
         secondary=job_dependencies,
@@ -263,7 +269,35 @@ class RequestVersion(Base):
     state: Mapped[RequestState] = mapped_column(EnumText(RequestState))
     reason: Mapped[str] = mapped_column(Text, default="")
     passed_qa: Mapped[bool | None] = mapped_column(nullable=True)
+    qa: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument, default=list, doc="ImageCheck per image")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    # A cancelled version's outputs are deleted from the object store once its workers have stopped
+    # (request_cleanup.py); set when that is done, cleared when a late worker may have written more.
+    outputs_removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     request: Mapped[ImagingRequest] = relationship(back_populates="versions")
+    jobs: Mapped[list[Job]] = relationship(order_by="Job.pk", viewonly=True)
+
+
+class Notification(Base):
+    """A message to send when a request version ends (a webhook POST or an e-mail), written in the same
+    transaction as the version's end; the notifier sends it afterwards and retries a failed send."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index(None, "sent_at", "next_attempt_at"),)
+
+    pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    version_pk: Mapped[int] = mapped_column(BigIntPk, ForeignKey("request_versions.pk", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16), doc="webhook or email")
+    address: Mapped[str] = mapped_column(Text, doc="the URL or the e-mail address")
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, doc="webhook: the RequestView JSON; e-mail: the text")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

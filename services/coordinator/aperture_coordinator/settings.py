@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from aperture_contracts.enums import Stage
 from aperture_shared.settings import CommonSettings
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from aperture_coordinator.auth import ApiIdentity
@@ -87,6 +87,26 @@ class CoordinatorSettings(CommonSettings):
     max_request_product_bytes: int = Field(
         50 * 10**9, ge=1, description="the estimated product size a user's request may reach"
     )
+    request_cleanup_grace_s: float = Field(
+        30.0, ge=0,
+        description="a cancelled request's outputs are deleted this long after the cancel (and after any late "
+        "report from its workers), so that an upload that was under way when CASA was stopped is deleted too",
+    )
+    request_qa_max_rms_ratio: float = Field(
+        2.0, gt=1, description="a request image passes QA when its rms is at most this times the theoretical"
+    )
+    request_qa_max_beam_ratio: float = Field(
+        1.5, gt=1, description="... and its beam within this factor of the beam its data and taper should give"
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for request e-mails; none: e-mails are not sent")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS before logging in")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = Field("aperture@localhost", description="the From: address of request e-mails")
+    notification_timeout_s: float = Field(10.0, gt=0, description="per webhook POST or SMTP conversation")
+    notification_max_attempts: int = Field(8, ge=1, description="sends of one notification before giving up")
+    notify_interval_s: float = Field(2.0, gt=0, description="how often the notifier looks for messages to send")
     fault_injection: FaultInjection | None = Field(
         None, description="for tests only: the relay kills its own process once at this point"
     )
