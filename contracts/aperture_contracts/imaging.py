@@ -25,6 +25,9 @@ class ImagingOverrides(BaseModel):
     pblimit: float | None = Field(None, gt=0, lt=1)
     channel_binning: int | None = Field(None, ge=1)
     uvtaper_arcsec: float | None = Field(None, gt=0)
+    field_size_arcsec: float | None = Field(
+        None, gt=0, description="image side on the sky; the pixel count follows from the cell (imsize wins)"
+    )
 
 
 SPEED_OF_LIGHT_KMS = 299_792.458

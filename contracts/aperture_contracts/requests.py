@@ -6,7 +6,8 @@ from enum import StrEnum
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
-from aperture_contracts.ids import MousId
+from aperture_contracts.enums import ImagingKind, JobState, Stage
+from aperture_contracts.ids import JobId, MousId
 from aperture_contracts.imaging import SpectralAxis
 
 
@@ -74,6 +75,49 @@ class RequestEstimate(BaseModel):
     within_quota: bool
 
 
+class RequestJobView(BaseModel):
+    """One job of a version, as it stands."""
+
+    job_id: JobId
+    stage: Stage
+    kind: str = Field("", description="imaging: cube, mfs or cont; previews: the kind of its image")
+    target: str | None = None
+    spw_id: int | None = None
+    state: JobState
+    reason: str
+    attempts: int = Field(ge=0)
+    duration_s: float | None = Field(None, description="of the attempt that succeeded")
+
+
+class Progress(BaseModel):
+    """How far a version is: its jobs by state. `fraction` counts ended jobs (0 to 1)."""
+
+    total: int = Field(ge=0)
+    succeeded: int = Field(ge=0)
+    running: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    cancelled: int = Field(ge=0)
+    fraction: float = Field(ge=0, le=1)
+
+
+class ImageCheck(BaseModel):
+    """The result QA of one image: its measured rms and beam against what the data should give."""
+
+    image: str = Field(description="the primary-beam-corrected FITS file's name")
+    kind: ImagingKind
+    target: str
+    spw_ids: list[int]
+    rms_jy: float = Field(description="measured rms away from sources (Jy/beam)")
+    expected_rms_jy: float = Field(description="the theoretical sensitivity of the data at this weighting")
+    rms_ratio: float
+    beam_major_arcsec: float
+    beam_minor_arcsec: float
+    beam_ratio: float | None = Field(None, description="beam over the beam the uv coverage (and taper) should give")
+    lowest_score: float | None = Field(None, ge=0, le=1, description="the image's worst QA score (ALMA scale)")
+    passed: bool
+    notes: list[str] = Field(default_factory=list, description="why it passed or not, one sentence per check")
+
+
 class VersionView(BaseModel):
     version: int
     state: RequestState
@@ -81,8 +125,13 @@ class VersionView(BaseModel):
     parameters: RequestCreate
     estimate: RequestEstimate
     passed_qa: bool | None = Field(None, description="None until the version has ended")
+    progress: Progress
+    jobs: list[RequestJobView] = Field(default_factory=list)
+    qa: list[ImageCheck] = Field(default_factory=list, description="per image, once its imaging job succeeded")
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class RequestView(BaseModel):
@@ -105,3 +154,31 @@ class DryRun(BaseModel):
 
     parameters: RequestCreate
     estimate: RequestEstimate
+
+
+class RequestProduct(BaseModel):
+    """One file a version delivered, with a time-limited download link."""
+
+    name: str = Field(
+        description="the file's path under the version's folder",
+        examples=["member.uid___A001_X1_X2.NGC_1068_sci.spw25.cube.I.pbcor.fits"],
+    )
+    kind: str = Field(description="pbcor, image, pb, residual, mask, preview, ...")
+    image_kind: ImagingKind | None = Field(None, description="the imaging kind of the image it belongs to")
+    target: str | None = None
+    spw_ids: list[int] = Field(default_factory=list)
+    size: int = Field(ge=0)
+    sha256: str
+    content_type: str
+    url: str = Field(description="GET it until links_expire_at; no token needed")
+
+
+class ProductList(BaseModel):
+    """What GET /requests/{id}/versions/{n}/products answers."""
+
+    request_id: str
+    version: int
+    state: RequestState
+    passed_qa: bool | None
+    products: list[RequestProduct]
+    links_expire_at: datetime

@@ -72,6 +72,12 @@ class InMemoryObjectStore:
     def presigned_get(self, key: str, expires: timedelta) -> str:
         return f"https://store.invalid/aperture/{key}?expires={int(expires.total_seconds())}"
 
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+        return len(doomed)
+
     def get_bytes(self, ref: ObjectRef | str) -> bytes:
         return self.objects[ref if isinstance(ref, str) else ref.key][0]
 
@@ -286,3 +292,53 @@ def process_to_completion(database: Database, settings: CoordinatorSettings) -> 
     while run_wave(coordinator, database, clock):
         pass
     assert load_mous(database).state is MousState.COMPLETED
+
+
+def request_job_succeeded(job: Job, *, at: datetime, rms_ratio: float = 1.05) -> JobSucceeded:
+    """Success of a job of a request version: its files under the version's folder, as the workers store
+    them, and an image whose rms is `rms_ratio` x its theoretical sensitivity."""
+    prefix = str(job.params["products_prefix"])
+    base = f"{prefix}{job.job_id.split('.', 2)[2]}"
+    spw_ids = [job.spw_id] if job.spw_id is not None else list(job.params.get("spw_ids", [17]))  # type: ignore[call-overload]
+    if job.stage == Stage.IMAGING:
+        image = image_product(base + ".", ImagingKind(job.kind), job.target or "", spw_ids).model_copy(
+            update={"rms_jy": 9e-4 * rms_ratio, "qa": [QAScore(
+                score=0.95, message="beam as expected", metric=QAMetric(name="beam_over_expected", value=1.02),
+            )]}
+        )
+        outputs = [image.pbcor, image.image, image.pb]
+        result: ImagingResult | PreviewsResult = ImagingResult(
+            kind=ImagingKind(job.kind), target=job.target or "", spw_ids=spw_ids, images=[image]
+        )
+    else:
+        png = object_ref(base + ".quicklook.png", job.job_id.encode(), "image/png")
+        outputs = [png]
+        result = PreviewsResult(
+            kind=job.kind, target=job.target or "", spw_ids=spw_ids,
+            files=[PreviewFile(role=PreviewRole.QUICKLOOK, file=png)],
+        )
+    return JobSucceeded(
+        mous_id=job.mous_id, job_id=job.job_id, attempt=job.attempt, stage=job.stage, worker=f"{job.stage.value}:1",
+        at=at, duration_s=4.0, outputs=outputs, result=result, qa=[], log=None,
+    )
+
+
+def request_jobs(database: Database, request_id: str, version: int = 1) -> list[Job]:
+    with database.transaction() as session:
+        return list(session.scalars(
+            select(Job).where(Job.job_id.startswith(f"{request_id}.v{version}.")).order_by(Job.pk)
+        ))
+
+
+def run_request_wave(
+    coordinator: Coordinator, database: Database, clock: FakeClock, request_id: str, version: int = 1,
+    *, rms_ratio: float = 1.05,
+) -> list[str]:
+    """Start and finish every dispatched job of a request version; returns them."""
+    wave = [job for job in request_jobs(database, request_id, version) if job.state == JobState.DISPATCHED]
+    for job in wave:
+        coordinator.apply_event(started(
+            job.job_id, at=clock.advance(1), stage=job.stage, worker=f"{job.stage.value}:1", mous_id=job.mous_id
+        ))
+        coordinator.apply_event(request_job_succeeded(job, at=clock.advance(1), rms_ratio=rms_ratio))
+    return [job.job_id for job in wave]

@@ -105,7 +105,7 @@ async def test_a_user_sees_only_their_own_requests_and_an_operator_sees_all(
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "{id}"), ("POST", "{id}/cancel"), ("POST", "{id}/versions"),
+    ("GET", "{id}"), ("POST", "{id}/cancel"), ("POST", "{id}/versions"), ("GET", "{id}/versions/1/products"),
 ])
 async def test_another_users_request_is_404_on_every_endpoint_and_unchanged(
     client: httpx.AsyncClient, completed: str, method: str, path: str

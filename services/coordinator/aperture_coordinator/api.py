@@ -392,7 +392,7 @@ def create_app(
         services.notify_outbox()
         return await asyncio.to_thread(_summary, canonical)
 
-    app.include_router(requests_router(settings, services.database))
+    app.include_router(requests_router(settings, services.coordinator, services.store, services.notify_outbox))
     mount_web_ui(app)
 
     # -- operations ------------------------------------------------------------------------------------

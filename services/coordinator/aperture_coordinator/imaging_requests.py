@@ -7,34 +7,41 @@ run time of its cube of the same spw, scaled to the channels asked for.
 """
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aperture_contracts.enums import ImagingKind, JobState, MousState, Stage
-from aperture_contracts.events import ImagingResult
 from aperture_contracts.imaging import ImageProduct
 from aperture_contracts.metadata import MousMetadata, SpectralWindow
+from aperture_contracts.products import PreviewsResult
 from aperture_contracts.requests import (
+    ImageCheck,
+    ProductList,
     RequestCreate,
     RequestEstimate,
     RequestList,
+    RequestProduct,
     RequestState,
     RequestView,
     VersionView,
 )
 from aperture_contracts.spectral import spectral_axis_problems
-from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from aperture_coordinator.auth import Caller
 from aperture_coordinator.models import ImagingRequest, Job, Mous, RequestVersion
+from aperture_coordinator.request_execution import RunImages, beam_size_arcsec, job_images, job_view, progress
+from aperture_coordinator.request_planner import request_products_prefix
 
 # FITS files a cube leaves (pbcor, image, pb, residual, mask) of 4-byte pixels.
 FILES_PER_IMAGE = 5
 BYTES_PER_PIXEL = 4
 ACTIVE_STATES = (RequestState.QUEUED, RequestState.RUNNING)
-_RESULT = TypeAdapter(ImagingResult)
+CONTINUUM_KINDS = (ImagingKind.MFS, ImagingKind.CONT)
+# What a request's view shows: every version with its jobs.
+WITH_VERSIONS = selectinload(ImagingRequest.versions).selectinload(RequestVersion.jobs)
 
 
 @dataclass(frozen=True)
@@ -90,32 +97,50 @@ def check_request(mous: Mous | None, body: RequestCreate) -> list[RequestProblem
     return problems
 
 
-def _cube_products(session: Session, mous: Mous) -> dict[int, tuple[ImageProduct, float]]:
-    """The MOUS's cubes of its current run by spw, with the imaging job's duration (s)."""
-    found: dict[int, tuple[ImageProduct, float]] = {}
+def run_images(session: Session, mous: Mous) -> tuple[RunImages, dict[tuple[ImagingKind, int | None], float]]:
+    """The images of the MOUS's current run by kind and spw (None: aggregate continuum), and the duration (s)
+    of the job that made each (a cube imaged in chunks: its joining job's, the chunks are not counted)."""
+    images: RunImages = {}
+    durations: dict[tuple[ImagingKind, int | None], float] = {}
     jobs = session.scalars(select(Job).where(
-        Job.mous_id == mous.id, Job.run == mous.run, Job.stage == Stage.IMAGING, Job.kind == ImagingKind.CUBE.value,
+        Job.mous_id == mous.id, Job.run == mous.run, Job.request_version_pk.is_(None), Job.stage == Stage.IMAGING,
         Job.state == JobState.SUCCEEDED,
     ))
     for job in jobs:
-        if job.result is None:
-            continue
-        result = _RESULT.validate_python(job.result["result"])
-        for image in result.images:
-            found[image.spw_ids[0]] = (image, float(job.result.get("duration_s", 0.0)))
-    return found
+        for image in job_images(job):
+            key = (image.kind, image.spw_ids[0] if image.kind != ImagingKind.CONT else None)
+            images[key] = image
+            durations[key] = float((job.result or {}).get("duration_s", 0.0))
+    return images, durations
+
+
+def resolution_problems(body: RequestCreate, images: RunImages) -> list[RequestProblem]:
+    """A target resolution finer than the data's beam cannot be had by tapering (a taper only widens)."""
+    if body.target_resolution_arcsec is None:
+        return []
+    widths = {spw: beam_size_arcsec(image) for (kind, spw), image in images.items() if kind == ImagingKind.MFS}
+    too_fine = {spw: width for spw, width in widths.items() if body.target_resolution_arcsec < width / 1.1}
+    if not too_fine:
+        return []
+    spw, width = max(too_fine.items(), key=lambda item: item[1])
+    return [RequestProblem(
+        "target_resolution_arcsec", f"{body.target_resolution_arcsec:g} arcsec is finer than the data's own "
+        f"resolution ({width:.3g} arcsec in spw {spw}): a uv taper can only widen the beam; ask for "
+        f"{max(widths.values()):.3g} arcsec or more, or leave it unset for the data's own resolution",
+    )]
 
 
 def estimate(session: Session, mous: Mous, body: RequestCreate, max_product_bytes: int) -> RequestEstimate:
-    """Sizes and run time from the MOUS's own cubes, scaled to what is asked (channels, field size)."""
-    measured = _cube_products(session, mous)
+    """Sizes and run time from the MOUS's own images, scaled to what is asked (channels, field size)."""
+    images, durations = run_images(session, mous)
     sizes: list[int] = []
     seconds = 0.0
     basis = []
     for cube in body.cubes:
-        product, duration = measured.get(cube.spw_id, (None, 0.0))
+        product = images.get((ImagingKind.CUBE, cube.spw_id))
         if product is None:
             continue
+        duration = durations[(ImagingKind.CUBE, cube.spw_id)]
         pixels = product.imsize[0] * product.imsize[1]
         if body.field_size_arcsec is not None:
             side = max(1, round(body.field_size_arcsec / product.cell_arcsec))
@@ -125,10 +150,7 @@ def estimate(session: Session, mous: Mous, body: RequestCreate, max_product_byte
         scale *= pixels / max(product.imsize[0] * product.imsize[1], 1)
         seconds += duration * scale
         basis.append(f"spw {cube.spw_id}: its pipeline cube ({product.num_channels} channels, {duration:.0f} s)")
-    continuum = [float(job.result.get("duration_s", 0.0)) for job in session.scalars(select(Job).where(
-        Job.mous_id == mous.id, Job.run == mous.run, Job.stage == Stage.IMAGING,
-        Job.kind.in_([ImagingKind.MFS.value, ImagingKind.CONT.value]), Job.state == JobState.SUCCEEDED,
-    )) if job.result]
+    continuum = [duration for (kind, _spw), duration in durations.items() if kind in CONTINUUM_KINDS]
     seconds += sum(continuum)
     total = sum(sizes)
     return RequestEstimate(
@@ -157,8 +179,7 @@ def create_request(
 def _version(number: int, body: RequestCreate, estimate_: RequestEstimate, now: datetime) -> RequestVersion:
     return RequestVersion(
         version=number, parameters=body.model_dump(mode="json"), estimate=estimate_.model_dump(mode="json"),
-        state=RequestState.QUEUED,
-        reason="accepted; waiting for the request executor to image it (not deployed in this version)",
+        state=RequestState.QUEUED, reason="accepted; its jobs are being planned",
         passed_qa=None, created_at=now, updated_at=now,
     )
 
@@ -176,21 +197,11 @@ def add_version(
 def load_request(session: Session, request_id: str, caller: Caller) -> ImagingRequest:
     """The request, if the caller may see it; another user's request is as unknown as a missing one."""
     request = session.scalar(
-        select(ImagingRequest).where(ImagingRequest.id == request_id).options(selectinload(ImagingRequest.versions))
+        select(ImagingRequest).where(ImagingRequest.id == request_id).options(WITH_VERSIONS)
     )
     if request is None or not caller.may_see(request.owner):
         raise UnknownRequest(f"no request {request_id} of yours")
     return request
-
-
-def cancel_request(request: ImagingRequest, now: datetime) -> bool:
-    """Cancel its unfinished versions; False when none was unfinished."""
-    changed = False
-    for version in request.versions:
-        if not version.state.terminal:
-            version.state, version.reason, version.updated_at = RequestState.CANCELLED, "cancelled by request", now
-            changed = True
-    return changed
 
 
 def check_limits(
@@ -222,7 +233,9 @@ def view(request: ImagingRequest) -> RequestView:
                 version=v.version, state=v.state, reason=v.reason,
                 parameters=RequestCreate.model_validate(v.parameters),
                 estimate=RequestEstimate.model_validate(v.estimate), passed_qa=v.passed_qa,
-                created_at=v.created_at, updated_at=v.updated_at,
+                progress=progress(v.jobs), jobs=[job_view(job) for job in v.jobs],
+                qa=[ImageCheck.model_validate(check) for check in v.qa or []],
+                created_at=v.created_at, updated_at=v.updated_at, started_at=v.started_at, ended_at=v.ended_at,
             )
             for v in request.versions
         ],
@@ -236,6 +249,80 @@ def list_requests(session: Session, caller: Caller, offset: int, limit: int) -> 
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.order_by(ImagingRequest.created_at.desc()).offset(offset).limit(limit)
-        .options(selectinload(ImagingRequest.versions))
+        .options(WITH_VERSIONS)
     )
     return RequestList(requests=[view(row) for row in rows], total=total, offset=offset, limit=limit)
+
+
+@dataclass(frozen=True)
+class VersionProducts:
+    """A version's delivered files before their links are signed (signing needs the object store)."""
+
+    request_id: str
+    version: RequestVersion
+    files: list[tuple[RequestProduct, str]]  # the product without its link, and its object key
+
+    def signed(self, sign: Callable[[str, timedelta], str], ttl: timedelta, now: datetime) -> ProductList:
+        return ProductList(
+            request_id=self.request_id, version=self.version.version, state=self.version.state,
+            passed_qa=self.version.passed_qa,
+            products=[product.model_copy(update={"url": sign(key, ttl)}) for product, key in self.files],
+            links_expire_at=now + ttl,
+        )
+
+
+def version_products(session: Session, request: ImagingRequest, number: int) -> VersionProducts:
+    """The files the version's succeeded jobs stored under its folder. A version that has not ended, or
+    was cancelled, has none to offer (409): nothing half-made is listed as a product."""
+    version = next((v for v in request.versions if v.version == number), None)
+    if version is None:
+        raise RequestRefused([RequestProblem(
+            "version", f"request {request.id} has versions 1 to {len(request.versions)}, not {number}", 404
+        )])
+    if version.state == RequestState.CANCELLED:
+        raise RequestRefused([RequestProblem(
+            "version", f"version {number} was cancelled ({version.reason}); its outputs are removed: run the "
+            "request again for products", 409,
+        )])
+    if not version.state.terminal:
+        done = progress(version.jobs)
+        raise RequestRefused([RequestProblem(
+            "version", f"version {number} is {version.state.value} ({done.succeeded} of {done.total} jobs done); "
+            "its products are listed once it has ended", 409,
+        )])
+    prefix = request_products_prefix(request.mous_id, request.id, number)
+    files: list[tuple[RequestProduct, str]] = []
+    for job in version.jobs:
+        if job.state != JobState.SUCCEEDED or not job.result:
+            continue
+        for key, kind, spw_ids in _delivered_files(job):
+            output = next((ref for ref in job.result.get("outputs", []) if ref["key"] == key), None)
+            if output is None or not key.startswith(prefix):
+                continue
+            files.append((RequestProduct(
+                name=key.removeprefix(prefix), kind=kind, image_kind=ImagingKind(job.kind), target=job.target,
+                spw_ids=spw_ids, size=output["size"], sha256=output["sha256"], content_type=output["content_type"],
+                url="",
+            ), key))
+    return VersionProducts(request.id, version, sorted(files, key=lambda item: item[0].name))
+
+
+def _delivered_files(job: Job) -> list[tuple[str, str, list[int]]]:
+    """(key, kind, spws) of what a succeeded job delivers: an imaging job's FITS files, a previews job's
+    pictures and moment maps (a HiPS is not delivered: it is for the archive's sky viewer)."""
+    assert job.result is not None
+    if job.stage == Stage.IMAGING:
+        return [(key, kind, image.spw_ids) for image in job_images(job) for key, kind in image_files(image)]
+    if job.stage == Stage.PREVIEWS:
+        previews = PreviewsResult.model_validate(job.result["result"])
+        return [(item.file.key, item.role.value, previews.spw_ids) for item in previews.files]
+    return []
+
+
+def image_files(image: ImageProduct) -> list[tuple[str, str]]:
+    """(key, kind) of each FITS file of an image: pbcor, image, pb, then residual, mask, ... by name."""
+    named = [(image.pbcor.key, "pbcor"), (image.image.key, "image"), (image.pb.key, "pb")]
+    for extra in image.extra:
+        stem = extra.key.rsplit("/", 1)[-1].removesuffix(".fits").removesuffix(".fits.gz")
+        named.append((extra.key, stem.rsplit(".", 1)[-1]))
+    return named

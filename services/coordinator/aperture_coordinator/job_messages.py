@@ -13,7 +13,7 @@ from typing import TypeVar
 from aperture_contracts.enums import ImagingKind, Stage
 from aperture_contracts.events import CalibrationResult, FindcontResult, ImagingResult, IngestResult, StageResult
 from aperture_contracts.ids import mous_key
-from aperture_contracts.imaging import ChannelChunk, ImageProduct
+from aperture_contracts.imaging import ChannelChunk, ImageProduct, ImagingOverrides, SpectralAxis
 from aperture_contracts.jobs import (
     CalibrationJob,
     ExportJob,
@@ -99,9 +99,12 @@ def dependency_result(job: Job, stage: Stage, result_type: type[R]) -> R:
 
 
 def _envelope(mous: Mous, job: Job, time_limit_s: float, now: datetime) -> dict[str, object]:
+    """The fields every job message has. A request's jobs store their products under the request
+    version's folder (their `products_prefix` parameter), the run's under the MOUS's products prefix."""
     return {
         "mous_id": mous.id, "job_id": job.job_id, "attempt": job.attempt,
-        "output_prefix": work_prefix(mous.id, job.job_id), "products_prefix": products_prefix(mous.id),
+        "output_prefix": work_prefix(mous.id, job.job_id),
+        "products_prefix": str(job.params.get("products_prefix") or products_prefix(mous.id)),
         "time_limit_s": time_limit_s, "created_at": now,
     }
 
@@ -159,6 +162,10 @@ def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -
         measurement_sets=measurement_sets, continuum=continuum,
         metadata=MousMetadata.model_validate(mous.observation), chunk=chunk,
         chunks=sorted(chunk_images, key=lambda image: image.chunk.chunk.index if image.chunk else -1),
+        # A user's request sets these (request_planner.py); the run's own jobs leave them to the heuristics.
+        overrides=ImagingOverrides.model_validate(job.params.get("overrides") or {}),
+        spectral_axis=SpectralAxis.model_validate(job.params["spectral_axis"])
+        if job.params.get("spectral_axis") else None,
     )
 
 

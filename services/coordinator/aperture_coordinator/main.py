@@ -26,7 +26,9 @@ from aperture_coordinator.api import CoordinatorServices, PackageStore, create_a
 from aperture_coordinator.api_metrics import install_request_metrics
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.events import EventHandler
+from aperture_coordinator.notifications import Notifier, notify_forever
 from aperture_coordinator.relay import OutboxRelay
+from aperture_coordinator.request_cleanup import clean_requests_forever
 from aperture_coordinator.retention import prune_history
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
@@ -62,9 +64,12 @@ async def prune_forever(coordinator: Coordinator, retention_days: float, interva
 
 
 class ServiceStore(PackageStore, Protocol):
-    """The object store as the service uses it: the API's needs, and making sure the bucket exists."""
+    """The object store as the service uses it: the API's needs, making sure the bucket exists, and
+    deleting what cancelled requests left."""
 
     def ensure_bucket(self) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
 
 
 class ObjectStoreCheck:
@@ -124,6 +129,15 @@ def build_app(settings: CoordinatorSettings, store: ServiceStore | None = None) 
             ),
             asyncio.create_task(
                 prune_forever(coordinator, settings.history_retention_days, settings.prune_interval_s), name="prune"
+            ),
+            asyncio.create_task(
+                notify_forever(Notifier(database, settings), settings.notify_interval_s), name="notify"
+            ),
+            asyncio.create_task(
+                clean_requests_forever(
+                    database, store, settings.request_cleanup_grace_s, settings.reconcile_interval_s, coordinator.clock
+                ),
+                name="request-cleanup",
             ),
         ]
         handler = EventHandler(coordinator, after_commit=relay.wake)

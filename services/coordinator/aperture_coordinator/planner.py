@@ -63,12 +63,15 @@ class PlannedJob:
 
 @dataclass(frozen=True)
 class JobGraph:
-    """Jobs in an order where every job comes after the jobs it depends on."""
+    """Jobs in an order where every job comes after the jobs it depends on. `external` names jobs planned
+    before, outside the graph, that its jobs may depend on too (a request's images depend on the MOUS's
+    continuum finding and continuum subtraction)."""
 
     jobs: tuple[PlannedJob, ...]
+    external: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        seen: set[str] = set()
+        seen: set[str] = set(self.external)
         for job in self.jobs:
             if job.job_id in seen:
                 raise ValueError(f"job id {job.job_id} is planned twice")

@@ -1,4 +1,4 @@
-"""/api/v1/requests: users' imaging requests (create, estimate, list, read, re-run, cancel).
+"""/api/v1/requests: users' imaging requests (create, estimate, list, read, re-run, cancel, products).
 
 Every endpoint needs a bearer token (auth.py). A user sees and acts on their own requests only; another
 user's request answers 404 exactly as a missing one does, so that ids cannot be probed. Problems are
@@ -7,33 +7,35 @@ Problem bodies naming the field (422), the limit (429), the MOUS (404/409) or th
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, Protocol
 
 from aperture_contracts.api import Problem
 from aperture_contracts.ids import canonical_mous_id
-from aperture_contracts.requests import DryRun, RequestCreate, RequestList, RequestView
+from aperture_contracts.requests import DryRun, ProductList, RequestCreate, RequestList, RequestView
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from aperture_coordinator.auth import Caller, caller_of
-from aperture_coordinator.db import Database
 from aperture_coordinator.imaging_requests import (
     RequestProblem,
     RequestRefused,
     add_version,
-    cancel_request,
     check_limits,
     check_request,
     create_request,
     estimate,
     list_requests,
     load_request,
+    resolution_problems,
+    run_images,
+    version_products,
     view,
 )
 from aperture_coordinator.models import Mous
 from aperture_coordinator.settings import CoordinatorSettings
+from aperture_coordinator.state import Coordinator
 
 REQUESTS = "/api/v1/requests"
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -48,10 +50,21 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class LinkSigner(Protocol):
+    def presigned_get(self, key: str, expires: timedelta) -> str: ...
+
+
 def requests_router(
-    settings: CoordinatorSettings, database: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    settings: CoordinatorSettings, coordinator: Coordinator, store: LinkSigner, notify_outbox: Callable[[], None],
 ) -> APIRouter:
+    """The endpoints; accepted versions are handed to `coordinator` to plan and dispatch at once."""
     router = APIRouter(prefix=REQUESTS, tags=["requests"], responses=_PROBLEMS)
+    database, clock = coordinator.database, coordinator.clock
+
+    async def start(mous_id: str) -> None:
+        # The version is committed: plan and dispatch it now rather than at the next reconcile pass.
+        await asyncio.to_thread(coordinator.start_requests, mous_id)
+        notify_outbox()
 
     def caller(authorization: Annotated[str | None, Header(description="Bearer <token>")] = None) -> Caller:
         return caller_of(authorization, settings.api_tokens, settings.production)
@@ -62,6 +75,8 @@ def requests_router(
         canonical = canonical_mous_id(body.mous_id)
         mous = session.scalar(select(Mous).where(Mous.id == canonical))
         problems = check_request(mous, body)
+        if not problems and mous is not None:
+            problems = resolution_problems(body, run_images(session, mous)[0])
         if problems:
             raise RequestRefused(problems)
         assert mous is not None
@@ -97,8 +112,16 @@ def requests_router(
                 return 201, view(create_request(session, who, body, found, now))
 
         status, answer = await asyncio.to_thread(run)
-        headers = {"Location": f"{REQUESTS}/{answer.request_id}"} if status == 201 else {}
+        headers = {}
+        if status == 201:
+            await start(answer.mous_id)
+            answer = await asyncio.to_thread(read_view, answer.request_id, who)
+            headers = {"Location": f"{REQUESTS}/{answer.request_id}"}
         return JSONResponse(answer.model_dump(mode="json"), status_code=status, headers=headers)
+
+    def read_view(request_id: str, who: Caller) -> RequestView:
+        with database.transaction() as session:
+            return view(load_request(session, request_id, who))
 
     @router.get("", response_model=RequestList, summary="Your requests (an operator's: everyone's)")
     async def list_all(
@@ -114,18 +137,14 @@ def requests_router(
 
     @router.get("/{request_id}", response_model=RequestView, summary="A request with every version")
     async def read_one(request_id: str, who: Authenticated) -> RequestView:
-        def read() -> RequestView:
-            with database.transaction() as session:
-                return view(load_request(session, request_id, who))
-
-        return await asyncio.to_thread(read)
+        return await asyncio.to_thread(read_view, request_id, who)
 
     @router.post(
         "/{request_id}/versions", status_code=201, response_model=RequestView,
         summary="Run a request again (as asked before, or with new parameters): a new version",
     )
     async def rerun(request_id: str, who: Authenticated, body: RequestCreate | None = None) -> RequestView:
-        def write() -> RequestView:
+        def write() -> str:
             now = clock()
             with database.transaction() as session:
                 request = load_request(session, request_id, who)
@@ -142,18 +161,33 @@ def requests_router(
                 if limits:
                     raise RequestRefused(limits)
                 add_version(session, request, parameters, found, now)
-                return view(request)
+                return request.mous_id
 
-        return await asyncio.to_thread(write)
+        await start(await asyncio.to_thread(write))
+        return await asyncio.to_thread(read_view, request_id, who)
 
-    @router.post("/{request_id}/cancel", response_model=RequestView, summary="Cancel its unfinished versions")
+    @router.post(
+        "/{request_id}/cancel", response_model=RequestView,
+        summary="Cancel its unfinished versions: running CASA work is stopped and their outputs removed",
+    )
     async def cancel(request_id: str, who: Authenticated) -> RequestView:
-        def write() -> RequestView:
-            with database.transaction() as session:
-                request = load_request(session, request_id, who)
-                cancel_request(request, clock())
-                return view(request)
+        await asyncio.to_thread(read_view, request_id, who)  # another user's request: 404
+        await asyncio.to_thread(coordinator.cancel_request, request_id, f"cancelled by {who.user}")
+        notify_outbox()
+        return await asyncio.to_thread(read_view, request_id, who)
 
-        return await asyncio.to_thread(write)
+    @router.get(
+        "/{request_id}/versions/{version}/products", response_model=ProductList,
+        responses={409: {"model": Problem, "description": "the version has not ended, or was cancelled"}},
+        summary="The files a version delivered, with download links valid for a limited time",
+    )
+    async def products(request_id: str, version: int, who: Authenticated) -> ProductList:
+        def read() -> ProductList:
+            ttl = timedelta(seconds=settings.download_link_ttl_s)
+            with database.transaction() as session:
+                found = version_products(session, load_request(session, request_id, who), version)
+            return found.signed(store.presigned_get, ttl, clock())
+
+        return await asyncio.to_thread(read)
 
     return router

@@ -8,7 +8,12 @@ one MOUS never interleave, and re-running any of them after a crash is safe:
   is over, and fails attempts whose worker went silent;
 - `apply_event` applies a worker's completion event; an event seen before, for an attempt that is not
   the job's current one, or for a job already finished changes nothing;
-- `cancel` stops an MOUS.
+- `cancel` stops an MOUS;
+- `cancel_request` stops the unfinished versions of a user's imaging request.
+
+A user's imaging request runs as jobs of the MOUS too (request_planner.py), each tied to its request
+version: they are dispatched, retried and reported like the run's jobs, under the same MOUS lock, but the
+MOUS's state is derived from its run's jobs only and the version's from its own (request_execution.py).
 
 A dispatch writes the job message into the outbox in the same transaction as the job's new state; the
 relay publishes it afterwards. A crash between the two publishes the message late, never loses it.
@@ -31,26 +36,34 @@ from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
 from aperture_contracts.events import CancelJobs, IngestResult, JobEvent, JobFailed, JobStarted, JobSucceeded
 from aperture_contracts.ids import mous_key
 from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.requests import RequestCreate, RequestState
 from aperture_contracts.storage import ObjectRef
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import CompoundSelect, and_, exists, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from aperture_coordinator.db import Database
+from aperture_coordinator.imaging_requests import ACTIVE_STATES as ACTIVE_REQUEST_STATES
+from aperture_coordinator.imaging_requests import WITH_VERSIONS, UnknownRequest, run_images, view
 from aperture_coordinator.job_messages import MESSAGE_BUILDERS, MessageBuilder, products_prefix
 from aperture_coordinator.metrics import DISPATCHES, EVENTS
 from aperture_coordinator.models import (
     Attempt,
+    ImagingRequest,
     Job,
     Mous,
     OutboxMessage,
     ProcessedEvent,
+    RequestVersion,
     StoredObject,
     job_dependencies,
     utc_now,
 )
 from aperture_coordinator.mous_status import JobStatus, derive_mous_state
+from aperture_coordinator.notifications import notifications_for
 from aperture_coordinator.planner import JobGraph, plan_processing
+from aperture_coordinator.request_execution import OverridesFromRun, derive_version
+from aperture_coordinator.request_planner import plan_request_version, requests_prefix
 from aperture_coordinator.retries import RetryPolicy
 from aperture_coordinator.settings import CoordinatorSettings
 
@@ -124,6 +137,8 @@ def event_key(event: JobEvent) -> str:
 def object_kind(mous_id: str, key: str) -> str:
     if key.startswith(products_prefix(mous_id)):
         return "product"
+    if key.startswith(requests_prefix(mous_id)):
+        return "request"
     if "/logs/" in key or key.endswith(".log"):
         return "log"
     if key.startswith(f"mous/{mous_key(mous_id)}/input/"):
@@ -260,8 +275,9 @@ class Coordinator:
             if mous is None:
                 raise UnknownMous(mous_id)
             self._advance(session, mous, self._current_jobs(session, mous), now)
+            self._advance_requests(session, mous, now)
 
-    def _needs_attention(self, now: datetime) -> Select[str]:
+    def _needs_attention(self, now: datetime) -> CompoundSelect:
         """A query of the ids of MOUS with work for `_advance` (so that an idle tick reads little)."""
         dependency = aliased(Job)
         blocked = exists().where(
@@ -287,19 +303,30 @@ class Coordinator:
             )
         )
         lost = and_(Job.state == JobState.RUNNING, silent)
-        return (
+        with_work = (
             select(Job.mous_id)
             .outerjoin(Attempt, and_(Attempt.job_pk == Job.pk, Attempt.attempt == Job.attempt))
             .where(or_(ready, retry_due, lost))
-            .distinct()
         )
+        unplanned = (
+            select(ImagingRequest.mous_id)
+            .join(RequestVersion)
+            .where(RequestVersion.state == RequestState.QUEUED)
+            .where(~exists().where(Job.request_version_pk == RequestVersion.pk))
+        )
+        return union(with_work, unplanned)
 
     def _silence_limit(self, stage: Stage) -> timedelta:
         return timedelta(seconds=self.settings.time_limit_s(stage) + self.settings.lost_job_grace_s)
 
     def _advance(self, session: Session, mous: Mous, jobs: list[Job], now: datetime) -> None:
-        """Move every job that can move, then derive the MOUS state. Jobs come in planning order, so a
-        job is looked at after the jobs it depends on."""
+        """Move every job of the run that can move, then derive the MOUS state."""
+        self._move_jobs(session, mous, jobs, now)
+        self._derive(mous, jobs, now)
+
+    def _move_jobs(self, session: Session, mous: Mous, jobs: list[Job], now: datetime) -> None:
+        """Dispatch what is ready or due, fail what went silent. Jobs come in planning order, so a job is
+        looked at after the jobs it depends on."""
         for job in jobs:
             if job.state in (JobState.PLANNED, JobState.WAITING_FOR_SERVICE):
                 if all(dependency.state == JobState.SUCCEEDED for dependency in job.depends_on):
@@ -321,7 +348,6 @@ class Coordinator:
                         "the worker probably died and the broker gave up on the job message"
                     )
                     self._fail_attempt(session, mous, jobs, job, ErrorClass.TIMEOUT, message, "", now)
-        self._derive(mous, jobs, now)
 
     def _can_dispatch(self, stage: Stage) -> bool:
         """The stage's service is deployed, and the coordinator knows how to write its job message."""
@@ -384,16 +410,24 @@ class Coordinator:
             earlier = session.scalar(select(Job).where(Job.mous_id == mous.id, Job.job_id == event.job_id))
             if earlier is None:
                 raise UnknownJob(f"MOUS {mous.id} has no job {event.job_id}")
+            if earlier.request_version_pk is not None:
+                return self._apply_request_event(session, mous, earlier.request_version_pk, event, now)
             return EventOutcome(False, f"the job belongs to run {earlier.run}, superseded by run {mous.run}")
-        if job.state.terminal:
-            return EventOutcome(False, f"the job is already {job.state.value}")
+        outcome, jobs = self._apply_to_job(session, mous, jobs, job, event, now)
+        if outcome.applied:
+            self._advance(session, mous, jobs, now)
+        return outcome
+
+    def _apply_to_job(
+        self, session: Session, mous: Mous, jobs: list[Job], job: Job, event: JobEvent, now: datetime
+    ) -> tuple[EventOutcome, list[Job]]:
+        """The event's effect on its job (of the run or of a request version), and the jobs beside it
+        (more of them once ingest has described the data); the caller advances them."""
+        ignored = self._stale(job, event)
+        if ignored is not None:
+            return EventOutcome(False, ignored), jobs
         attempt = job.current_attempt()
-        if attempt is None or event.attempt != job.attempt:
-            return EventOutcome(False, f"attempt {event.attempt} is stale: the job is on {job.attempt}")
-        if attempt.ended_at is not None:
-            return EventOutcome(False, f"attempt {event.attempt} already ended ({attempt.outcome})")
-        if event.stage != job.stage:
-            return EventOutcome(False, f"the event names stage {event.stage.value}; the job's is {job.stage}")
+        assert attempt is not None  # _stale checked it
 
         if isinstance(event, JobStarted):
             attempt.deliveries += 1
@@ -416,8 +450,21 @@ class Coordinator:
                 session, mous, jobs, job, event.error_class, event.message, event.detail, now,
                 ended_at=event.at,
             )
-        self._advance(session, mous, jobs, now)
-        return EventOutcome(True, detail)
+        return EventOutcome(True, detail), jobs
+
+    @staticmethod
+    def _stale(job: Job, event: JobEvent) -> str | None:
+        """Why the event cannot change the job, None when it can."""
+        if job.state.terminal:
+            return f"the job is already {job.state.value}"
+        attempt = job.current_attempt()
+        if attempt is None or event.attempt != job.attempt:
+            return f"attempt {event.attempt} is stale: the job is on {job.attempt}"
+        if attempt.ended_at is not None:
+            return f"attempt {event.attempt} already ended ({attempt.outcome})"
+        if event.stage != job.stage:
+            return f"the event names stage {event.stage.value}; the job's is {job.stage}"
+        return None
 
     def _succeed(
         self, session: Session, mous: Mous, jobs: list[Job], job: Job, attempt: Attempt, event: JobSucceeded,
@@ -490,10 +537,12 @@ class Coordinator:
             how = f"failed {job.attempt} times (the last time with {error_class.value})"
         else:
             how = f"failed on attempt {job.attempt} with {error_class.value} (another attempt cannot help)"
-        reason = (
-            f"Job {job.job_id} ({job.stage.value}) {how}: {message.rstrip('.')}. "
+        what_next = (
             "Once the cause is fixed, submit the MOUS again with rerun=true."
+            if job.request_version_pk is None
+            else "Run the request again (a new version) once the cause is fixed, or ask an operator."
         )
+        reason = f"Job {job.job_id} ({job.stage.value}) {how}: {message.rstrip('.')}. {what_next}"
         self._set_job_state(job, JobState.FAILED, reason, now)
         self._cancel_dependents(jobs, job, now)
         return f"{error_class.value}: failed for good ({decision.why})"
@@ -511,6 +560,139 @@ class Coordinator:
                     self._set_job_state(dependent, JobState.CANCELLED, reason, now)
                     queue.append(dependent)
 
+    # -- imaging requests ------------------------------------------------------------------------------
+
+    def start_requests(self, mous_id: str) -> None:
+        """Plan and dispatch the queued versions of the MOUS's requests (the API calls it after accepting
+        one; the reconcile loop catches any it missed)."""
+        self.reconcile_mous(mous_id)
+
+    def cancel_request(self, request_id: str, reason: str) -> list[int]:
+        """Cancel the request's unfinished versions: their jobs are cancelled, running ones told to stop.
+        Returns the versions cancelled (none when every version had ended)."""
+        now = self.clock()
+        with self.database.transaction() as session:
+            mous_id = session.scalar(select(ImagingRequest.mous_id).where(ImagingRequest.id == request_id))
+            if mous_id is None:
+                raise UnknownRequest(f"no request {request_id}")
+            mous = self._lock_mous(session, mous_id)
+            assert mous is not None  # a request's MOUS is deleted with it
+            request = session.scalars(
+                select(ImagingRequest).where(ImagingRequest.id == request_id).options(WITH_VERSIONS)
+            ).one()
+            cancelled = []
+            for version in request.versions:
+                if version.state.terminal:
+                    continue
+                jobs = self._version_jobs(session, version)
+                live = [job for job in jobs if not job.state.terminal]
+                in_flight = [job.job_id for job in live if job.state in IN_FLIGHT]
+                for job in live:
+                    self._end_open_attempt(job, JobState.CANCELLED, now)
+                    self._set_job_state(job, JobState.CANCELLED, reason, now)
+                if in_flight:
+                    self._enqueue_cancel(session, mous, in_flight, reason, now)
+                version.state, version.reason, version.updated_at = RequestState.CANCELLED, reason, now
+                version.ended_at = now
+                version.passed_qa = False
+                cancelled.append(version.version)
+                self._version_ended(session, request, version, now)
+            log.info("request %s: versions %s cancelled", request_id, cancelled)
+            return cancelled
+
+    def _advance_requests(self, session: Session, mous: Mous, now: datetime) -> None:
+        """Plan the MOUS's queued versions that have no jobs yet, then move every unfinished version's jobs."""
+        requests = session.scalars(
+            select(ImagingRequest)
+            .where(ImagingRequest.mous_id == mous.id)
+            .where(ImagingRequest.versions.any(RequestVersion.state.in_(ACTIVE_REQUEST_STATES)))
+            .options(WITH_VERSIONS)
+        )
+        for request in requests:
+            for version in request.versions:
+                if version.state.terminal:
+                    continue
+                jobs = self._version_jobs(session, version)
+                if not jobs and mous.state is not MousState.COMPLETED:
+                    # Submitted again between the request's acceptance and its planning: the data it was
+                    # checked against are being replaced.
+                    version.state, version.passed_qa, version.ended_at = RequestState.FAILED, False, now
+                    version.reason = (
+                        f"MOUS {mous.id} was submitted again (run {mous.run}, {mous.state.value}) before this "
+                        "version could start; run the request again once the MOUS has completed"
+                    )
+                    version.updated_at = now
+                    self._version_ended(session, request, version, now)
+                    continue
+                if not jobs:
+                    jobs = self._plan_version(session, mous, request, version, now)
+                self._move_version(session, mous, request, version, jobs, now)
+
+    def _plan_version(
+        self, session: Session, mous: Mous, request: ImagingRequest, version: RequestVersion, now: datetime
+    ) -> list[Job]:
+        parameters = RequestCreate.model_validate(version.parameters)
+        metadata = MousMetadata.model_validate(mous.observation)
+        images, _durations = run_images(session, mous)
+        graph = plan_request_version(
+            mous.id, mous.run, metadata, request.id, version.version, parameters, OverridesFromRun(parameters, images)
+        )
+        run_jobs = self._current_jobs(session, mous)
+        jobs = self._add_planned_jobs(session, mous, graph, run_jobs, now, version)[len(run_jobs):]
+        log.info("request %s version %d: planned %d jobs on run %d of %s",
+                 request.id, version.version, len(jobs), mous.run, mous.id)
+        return jobs
+
+    def _move_version(
+        self, session: Session, mous: Mous, request: ImagingRequest, version: RequestVersion, jobs: list[Job],
+        now: datetime,
+    ) -> None:
+        self._move_jobs(session, mous, jobs, now)
+        ended = derive_version(
+            version, jobs, self.settings.request_qa_max_rms_ratio, self.settings.request_qa_max_beam_ratio, now
+        )
+        if ended:
+            self._version_ended(session, request, version, now)
+
+    def _version_ended(
+        self, session: Session, request: ImagingRequest, version: RequestVersion, now: datetime
+    ) -> None:
+        """Only one version of a request passes QA: the latest that did. Then tell whoever asked."""
+        if version.passed_qa:
+            for other in request.versions:
+                if other is not version and other.passed_qa:
+                    other.passed_qa = False
+                    other.reason += f" (superseded: version {version.version} passed QA)"
+                    other.updated_at = now
+        session.flush()
+        session.add_all(notifications_for(view(request), version.version, self.settings, now, version_pk=version.pk))
+        log.info("request %s version %d %s: %s", request.id, version.version, version.state.value, version.reason)
+
+    def _apply_request_event(
+        self, session: Session, mous: Mous, version_pk: int, event: JobEvent, now: datetime
+    ) -> EventOutcome:
+        version = session.get(RequestVersion, version_pk)
+        assert version is not None  # the job's foreign key
+        jobs = self._version_jobs(session, version)
+        job = next(job for job in jobs if job.job_id == event.job_id)
+        if version.state == RequestState.CANCELLED:
+            # A worker reports after the cancel: what it stored since is removed on the next clean-up.
+            version.outputs_removed_at = None
+            version.updated_at = now
+        outcome, jobs = self._apply_to_job(session, mous, jobs, job, event, now)
+        if outcome.applied:
+            self._move_version(session, mous, version.request, version, jobs, now)
+        return outcome
+
+    def _version_jobs(self, session: Session, version: RequestVersion) -> list[Job]:
+        query = (
+            select(Job)
+            .where(Job.request_version_pk == version.pk)
+            .order_by(Job.pk)
+            .options(selectinload(Job.depends_on), selectinload(Job.attempts))
+        )
+        return list(session.scalars(query))
+
     # -- pieces ----------------------------------------------------------------------------------------
 
     def _lock_mous(self, session: Session, mous_id: str) -> Mous | None:
@@ -520,14 +702,15 @@ class Coordinator:
         """The jobs of the MOUS's current run, in planning order, with their edges and attempts."""
         query = (
             select(Job)
-            .where(Job.mous_id == mous.id, Job.run == mous.run)
+            .where(Job.mous_id == mous.id, Job.run == mous.run, Job.request_version_pk.is_(None))
             .order_by(Job.pk)
             .options(selectinload(Job.depends_on), selectinload(Job.attempts))
         )
         return list(session.scalars(query))
 
     def _add_planned_jobs(
-        self, session: Session, mous: Mous, graph: JobGraph, existing: list[Job], now: datetime
+        self, session: Session, mous: Mous, graph: JobGraph, existing: list[Job], now: datetime,
+        version: RequestVersion | None = None,
     ) -> list[Job]:
         """Insert the graph's jobs that are not there yet; returns every job of the run in planning order."""
         by_id = {job.job_id: job for job in existing}
@@ -539,7 +722,7 @@ class Coordinator:
                 mous_id=mous.id, job_id=planned.job_id, run=mous.run, stage=planned.stage, kind=planned.kind,
                 target=planned.target, spw_id=planned.spw_id, state=JobState.PLANNED,
                 reason="waits for the jobs it depends on", attempt=0, params=dict(planned.params),
-                created_at=now, updated_at=now,
+                request_version_pk=version.pk if version is not None else None, created_at=now, updated_at=now,
             )
             job.depends_on = [by_id[dependency] for dependency in planned.depends_on]
             job.attempts = []

@@ -358,6 +358,9 @@ def _plan_image(
     cell = overrides.cell_arcsec or heuristics.cell_for_beam(quick_beam.minor_arcsec)
     if overrides.imsize is not None:
         imsize = (overrides.imsize[0], overrides.imsize[1])
+    elif overrides.field_size_arcsec is not None:
+        side = heuristics.optimum_image_size(math.ceil(overrides.field_size_arcsec / cell))
+        imsize = (side, side)
     else:
         side = heuristics.imsize_for_pb_level(pb_fwhm, pblimit, cell)
         imsize = (side, side)
@@ -370,7 +373,8 @@ def _plan_image(
         ImageGeometry(cell, imsize, native_channels, overrides.channel_binning or 1, pblimit),
         beam_minor_arcsec=quick_beam.minor_arcsec, pb_fwhm_arcsec=pb_fwhm, limits=limits,
         fixed=FixedByOverrides(
-            cell=overrides.cell_arcsec is not None, imsize=overrides.imsize is not None,
+            cell=overrides.cell_arcsec is not None,
+            imsize=overrides.imsize is not None or overrides.field_size_arcsec is not None,
             channel_binning=overrides.channel_binning is not None or spectral_axis is not None,
         ),
         cube=cube,
