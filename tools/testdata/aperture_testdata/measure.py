@@ -37,24 +37,25 @@ def phase_scatter_deg(ms: Path, field: str | int, column: str = "DATA") -> float
     try:
         if column not in tb.colnames():
             raise MeasurementError(f"{ms} has no {column} column (it has {', '.join(tb.colnames())})")
-        selection = tb.query(f"FIELD_ID=={field_id} && ANTENNA1!=ANTENNA2 && !FLAG_ROW")
-        try:
-            for start in range(0, selection.nrows(), _ROWS_PER_READ):
-                n = min(_ROWS_PER_READ, selection.nrows() - start)
-                data = selection.getcol(column, startrow=start, nrow=n)
-                flags = selection.getcol("FLAG", startrow=start, nrow=n)
-                ddids = selection.getcol("DATA_DESC_ID", startrow=start, nrow=n)
-                for ddid in np.unique(ddids):
-                    rows = ddids == ddid
-                    keep = parallel[int(ddid)]
-                    values = np.where(flags[keep][:, :, rows], 0, data[keep][:, :, rows])
-                    n_good = (~flags[keep][:, :, rows]).sum(axis=1)
+        # One data description at a time: spws with different channel counts have differently shaped
+        # cells, which one getcol cannot return together.
+        for ddid, keep in enumerate(parallel):
+            selection = tb.query(
+                f"FIELD_ID=={field_id} && DATA_DESC_ID=={ddid} && ANTENNA1!=ANTENNA2 && !FLAG_ROW"
+            )
+            try:
+                for start in range(0, selection.nrows(), _ROWS_PER_READ):
+                    n = min(_ROWS_PER_READ, selection.nrows() - start)
+                    data = selection.getcol(column, startrow=start, nrow=n)[keep]
+                    flags = selection.getcol("FLAG", startrow=start, nrow=n)[keep]
+                    values = np.where(flags, 0, data)
+                    n_good = (~flags).sum(axis=1)
                     averaged = values.sum(axis=1)[n_good > 0] / n_good[n_good > 0]
                     phases = np.angle(averaged)
                     sum_squares += float(np.sum(phases**2))
                     count += phases.size
-        finally:
-            selection.close()
+            finally:
+                selection.close()
     finally:
         tb.close()
     if count == 0:
