@@ -182,3 +182,10 @@ class ProductList(BaseModel):
     passed_qa: bool | None
     products: list[RequestProduct]
     links_expire_at: datetime
+
+
+class Identity(BaseModel):
+    """Who a bearer token names (GET /api/v1/requests/whoami): an operator sees every request."""
+
+    user: str
+    role: str = Field(examples=["user", "operator"])

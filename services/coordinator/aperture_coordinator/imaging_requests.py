@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aperture_contracts.enums import ImagingKind, JobState, MousState, Stage
-from aperture_contracts.imaging import ImageProduct
+from aperture_contracts.imaging import ImageProduct, ProductSizeLimits
 from aperture_contracts.metadata import MousMetadata, SpectralWindow
 from aperture_contracts.products import PreviewsResult
 from aperture_contracts.requests import (
@@ -130,9 +130,15 @@ def resolution_problems(body: RequestCreate, images: RunImages) -> list[RequestP
     )]
 
 
-def estimate(session: Session, mous: Mous, body: RequestCreate, max_product_bytes: int) -> RequestEstimate:
-    """Sizes and run time from the MOUS's own images, scaled to what is asked (channels, field size)."""
+def estimate(
+    session: Session, mous: Mous, body: RequestCreate, max_product_bytes: int,
+    limits: ProductSizeLimits | None = None,
+) -> RequestEstimate:
+    """Sizes and run time from the MOUS's own images, scaled to what is asked (channels, field size), and
+    what the imaging's size cascade would change where a cube is over its limit."""
+    limits = limits or ProductSizeLimits()
     images, durations = run_images(session, mous)
+    mitigation: list[str] = []
     sizes: list[int] = []
     seconds = 0.0
     basis = []
@@ -146,6 +152,7 @@ def estimate(session: Session, mous: Mous, body: RequestCreate, max_product_byte
             side = max(1, round(body.field_size_arcsec / product.cell_arcsec))
             pixels = side * side
         sizes.append(pixels * cube.spectral_axis.nchan * BYTES_PER_PIXEL * FILES_PER_IMAGE)
+        mitigation += cube_mitigation(cube.spw_id, pixels * cube.spectral_axis.nchan * BYTES_PER_PIXEL, body, limits)
         scale = cube.spectral_axis.nchan / max(product.num_channels, 1)
         scale *= pixels / max(product.imsize[0] * product.imsize[1], 1)
         seconds += duration * scale
@@ -158,8 +165,28 @@ def estimate(session: Session, mous: Mous, body: RequestCreate, max_product_byte
         run_time_s=round(seconds, 1),
         run_time_basis="; ".join(basis + [f"continuum images: {len(continuum)} measured jobs"]) if basis or continuum
         else "no measured job of this MOUS to scale from",
-        within_quota=total <= max_product_bytes,
+        mitigation=mitigation, within_quota=total <= max_product_bytes,
     )
+
+
+def cube_mitigation(spw: int, image_bytes: int, body: RequestCreate, limits: ProductSizeLimits) -> list[str]:
+    """What the imaging's size cascade (aperture_imaging.product_size) would do to a cube of `image_bytes`:
+    a requested spectral axis is never binned, so the field shrinks (unless the request fixed it) and then
+    the pixels coarsen; above the hard limit even that may not be enough."""
+    if image_bytes <= limits.max_cube_bytes:
+        return []
+    limit = limits.max_cube_bytes / 1e9
+    size = f"spw {spw}: the cube would be {image_bytes / 1e9:.1f} GB, over the {limit:.0f} GB limit"
+    if body.field_size_arcsec is not None:
+        steps = "its field is fixed by field_size_arcsec, so only its pixels would be coarsened (3 across the beam)"
+    else:
+        steps = ("its field would be shrunk (to the primary beam's 0.7 level at most) and then its pixels coarsened "
+                 "(3 across the beam), as the ALMA pipeline does; its channels are kept as asked")
+    hard = ""
+    if image_bytes > limits.max_cube_hard_bytes:
+        hard = (f"; it is also over the hard limit of {limits.max_cube_hard_bytes / 1e9:.0f} GB, and the job fails if "
+                "the cascade cannot bring it under: ask for fewer channels or a smaller field")
+    return [f"{size}: {steps}{hard}"]
 
 
 def new_request_id() -> str:

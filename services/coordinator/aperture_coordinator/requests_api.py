@@ -12,7 +12,7 @@ from typing import Annotated, Any, Protocol
 
 from aperture_contracts.api import Problem
 from aperture_contracts.ids import canonical_mous_id
-from aperture_contracts.requests import DryRun, ProductList, RequestCreate, RequestList, RequestView
+from aperture_contracts.requests import DryRun, Identity, ProductList, RequestCreate, RequestList, RequestView
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
@@ -122,6 +122,10 @@ def requests_router(
     def read_view(request_id: str, who: Caller) -> RequestView:
         with database.transaction() as session:
             return view(load_request(session, request_id, who))
+
+    @router.get("/whoami", response_model=Identity, summary="Who the token names, and their role")
+    async def whoami(who: Authenticated) -> Identity:
+        return Identity(user=who.user, role=who.role.value)
 
     @router.get("", response_model=RequestList, summary="Your requests (an operator's: everyone's)")
     async def list_all(
