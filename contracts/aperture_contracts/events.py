@@ -110,6 +110,11 @@ StageResult = Annotated[
 ]
 
 
+# What the run ledger keeps of every attempt besides its times and outcome.
+PEAK_MEMORY = "the largest resident memory (MB) of the job's CASA processes; None when it ran no CASA step"
+SOFTWARE = "the worker's Aperture version (aperture-shared), so that a campaign can tell the pipelines apart"
+
+
 class JobSucceeded(EventEnvelope):
     event_type: Literal["job.succeeded"] = "job.succeeded"
     duration_s: float
@@ -118,6 +123,8 @@ class JobSucceeded(EventEnvelope):
     qa: list[QAScore] = Field(default_factory=list)
     casa_calls: list[CasaCall] = Field(default_factory=list)
     log: ObjectRef | None = Field(None, description="the job's captured CASA log")
+    peak_memory_mb: float | None = Field(None, ge=0, description=PEAK_MEMORY)
+    software_version: str = Field("", description=SOFTWARE)
 
 
 class JobFailed(EventEnvelope):
@@ -127,6 +134,8 @@ class JobFailed(EventEnvelope):
     message: str = Field(description="what is wrong and what to do, for a person")
     detail: str = Field("", description="technical detail: the exception, the tail of the CASA log")
     log: ObjectRef | None = None
+    peak_memory_mb: float | None = Field(None, ge=0, description=PEAK_MEMORY)
+    software_version: str = Field("", description=SOFTWARE)
 
 
 JobEvent = Annotated[JobStarted | JobSucceeded | JobFailed, Field(discriminator="event_type")]

@@ -13,6 +13,9 @@ class JobError(Exception):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        # The largest resident memory the failing CASA step reached (MB), when one was measured: the run
+        # ledger keeps it, so that an out-of-memory failure says how much more a retry would need.
+        self.peak_memory_mb: float | None = None
 
 
 class BadInput(JobError):

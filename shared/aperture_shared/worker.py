@@ -11,6 +11,7 @@ A worker killed mid-job never acknowledges, so the broker redelivers the job to 
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -59,6 +60,9 @@ from aperture_shared.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
+# Every event a worker sends says which Aperture it ran (the run ledger keeps it per attempt).
+SOFTWARE_VERSION = f"aperture {importlib.metadata.version('aperture-shared')}"
+
 J = TypeVar("J", bound=JobEnvelope)
 _EVENT = TypeAdapter(JobEvent)
 
@@ -84,6 +88,7 @@ class JobContext:
     casa_logs: list[Path] = field(default_factory=list)
     deadline: float = 0.0
     casa_processes: CasaProcessPool | None = None  # the worker's CASA processes, imported and reused
+    peak_memory_mb: float | None = None  # the largest resident memory of any of its CASA steps
 
     async def casa(self, function: str, arguments: dict[str, Any]) -> Any:
         """Run one CASA step (`module:function`) in its own process, within the job's time limit."""
@@ -95,11 +100,19 @@ class JobContext:
                 time_limit_s=remaining, memory_limit_mb=self.casa_settings.memory_limit_mb,
                 threads=self.casa_settings.threads, pool=self.casa_processes,
             )
+        except JobError as error:
+            self._note_memory(error.peak_memory_mb)
+            raise
         finally:
             self.casa_logs.append(workdir)
+        self._note_memory(run.peak_rss_mb)
         self.casa_calls.extend(run.calls)
         observe_casa_calls(self.job.stage.value, run.calls)  # metrics: CASA task durations
         return run.value
+
+    def _note_memory(self, peak_mb: float | None) -> None:
+        if peak_mb is not None:
+            self.peak_memory_mb = round(max(peak_mb, self.peak_memory_mb or 0.0), 1)
 
     async def put_file(self, name: str, path: Path, content_type: str = "application/octet-stream",
                        *, product: bool = False) -> ObjectRef:
@@ -302,21 +315,26 @@ class StageWorker(Generic[J]):
             except JobError as error:
                 duration = time.monotonic() - started
                 log.warning("job failed (%s): %s", error.error_class.value, error.message)
-                event: JobEvent = self._failed(job, error, duration, await self._store_log(context))
+                event: JobEvent = self._failed(
+                    job, error, duration, await self._store_log(context), context.peak_memory_mb
+                )
                 self._count(event, duration)
                 return event
             except Exception as error:
                 duration = time.monotonic() - started
                 log.exception("job failed with an unexpected error")
                 failure = JobError(f"{type(error).__name__}: {error}", _traceback(error))
-                event = self._failed(job, failure, duration, await self._store_log(context))
+                event = self._failed(
+                    job, failure, duration, await self._store_log(context), context.peak_memory_mb
+                )
                 self._count(event, duration)
                 return event
             duration = time.monotonic() - started
             event = JobSucceeded(
                 **self._envelope(job), duration_s=round(duration, 3), outputs=outcome.outputs,
                 result=outcome.result, qa=outcome.qa, casa_calls=context.casa_calls,
-                log=await self._store_log(context),
+                log=await self._store_log(context), peak_memory_mb=context.peak_memory_mb,
+                software_version=SOFTWARE_VERSION,
             )
             self._count(event, duration)
             log.info("job succeeded in %.1f s with %d outputs", duration, len(outcome.outputs))
@@ -360,10 +378,14 @@ class StageWorker(Generic[J]):
             "worker": self.name, "at": datetime.now(UTC),
         }
 
-    def _failed(self, job: J, error: JobError, duration: float, log_ref: ObjectRef | None = None) -> JobFailed:
+    def _failed(
+        self, job: J, error: JobError, duration: float, log_ref: ObjectRef | None = None,
+        peak_memory_mb: float | None = None,
+    ) -> JobFailed:
         return JobFailed(
             **self._envelope(job), duration_s=round(duration, 3), error_class=error.error_class,
-            message=error.message, detail=error.detail[-20000:], log=log_ref,
+            message=error.message, detail=error.detail[-20000:], log=log_ref, peak_memory_mb=peak_memory_mb,
+            software_version=SOFTWARE_VERSION,
         )
 
     def _count(self, event: JobEvent, duration: float) -> None:

@@ -101,6 +101,10 @@ async def test_worker_refuses_an_oversized_product_then_subtracts_the_continuum_
     assert store.stat(ms_ref.key).sha256 == ms_ref.sha256
     assert [score.score for score in subtracted.qa] == [1.0, 1.0]
     assert [call.task for call in subtracted.casa_calls] == ["uvcontsub"]
+    # For the run ledger: how much memory the job's CASA took, and which Aperture ran it.
+    assert subtracted.peak_memory_mb is not None and 100 < subtracted.peak_memory_mb < 8192
+    assert subtracted.software_version.startswith("aperture ")
+    assert refused.peak_memory_mb is not None and refused.software_version == subtracted.software_version
 
     # The cube of spw 0 from the subtracted data, channels binned by 2 on request.
     cube = job(ImagingKind.CUBE, [0], subtracted.result.measurement_sets, metadata, truth,

@@ -54,6 +54,8 @@ async def test_a_casa_process_past_its_memory_limit_is_stopped_as_out_of_memory(
         )
     assert time.monotonic() - started < 60, "it must be stopped when it goes over, not at the time limit"
     assert caught.value.error_class is ErrorClass.OUT_OF_MEMORY
+    # The ledger's figure: how far it got, which says how much a retry needs.
+    assert caught.value.peak_memory_mb is not None and caught.value.peak_memory_mb > 1500
 
 
 async def test_a_crashing_step_is_a_casa_crash_naming_the_signal(tmp_path):
@@ -65,6 +67,7 @@ async def test_a_step_refusing_its_input_keeps_its_error_class_and_message(tmp_p
     with pytest.raises(JobError, match="not a Measurement Set") as caught:
         await run_casa_step("support.casa_steps:refuse", {}, workdir=tmp_path, time_limit_s=60, memory_limit_mb=4096)
     assert caught.value.error_class is ErrorClass.BAD_INPUT
+    assert caught.value.peak_memory_mb is not None and caught.value.peak_memory_mb > 0
 
 
 def kill_the_worker_and_see_its_casa_child_die(parent: str, pid_file: Path, never_started: str) -> None:

@@ -15,6 +15,7 @@ kills the process (and its pool starts a fresh one), and a process is retired af
 """
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import logging
@@ -275,18 +276,22 @@ async def run_casa_step(
         rss = _tree_rss_bytes(watched)  # at rest, after the step
     await _after_step(pool, served, succeeded=succeeded, rss_bytes=rss, limit_bytes=limit_bytes)
     tail = _log_tail(output_log) + "\n" + _log_tail(casa_log)
-    if failure is not None:
-        failure.detail = tail
-        raise failure
-    if outcome is None:
+    if failure is None and outcome is None:
+        # Its output closed because it died; it may not be reaped yet, and the signal is in its exit status.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), timeout=5)
         code = process.returncode or 0
         how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-        raise CasaCrashed(f"the CASA process for {function} {how} before it finished", tail)
+        failure = CasaCrashed(f"the CASA process for {function} {how} before it finished", tail)
+    elif failure is None and outcome is not None and not outcome["ok"]:
+        failure = JobError(outcome["message"], outcome.get("detail", ""))
+        failure.error_class = ErrorClass(outcome["error_class"])
+    if failure is not None:
+        failure.detail = failure.detail or tail
+        failure.peak_memory_mb = round(peak / 2**20, 1)
+        raise failure
+    assert outcome is not None
     calls = [CasaCall.model_validate(call) for call in outcome.get("calls", [])]
-    if not outcome["ok"]:
-        error = JobError(outcome["message"], outcome.get("detail", ""))
-        error.error_class = ErrorClass(outcome["error_class"])
-        raise error
     startup = min(duration, max(0.0, float(outcome.get("ready_at", handed_at)) - handed_at))
     log.info(
         "CASA step %s finished in %.1f s (%.1f s of it before the step began), peak RSS %.0f MB",
