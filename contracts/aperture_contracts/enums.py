@@ -64,6 +64,9 @@ class ErrorClass(StrEnum):
     """Why a job failed. The coordinator's retry policy is keyed on it."""
 
     BAD_INPUT = "bad_input"  # the data cannot be processed as given (not an MS, no DATA column, ...)
+    CORRUPT_INPUT = "corrupt_input"  # the data are damaged: a table that cannot be read, a truncated file
+    NO_VISIBILITIES = "no_visibilities"  # nothing to work on: an empty MS, a selection that matches no rows
+    PRODUCT_TOO_LARGE = "product_too_large"  # the product stays over the hard size limit after mitigation
     STORAGE = "storage"  # object storage unreachable or an object missing
     INTEGRITY = "integrity"  # a checksum mismatch on read
     TIMEOUT = "timeout"  # CASA ran past its time limit

@@ -42,7 +42,7 @@ from aperture_contracts.storage import ObjectRef
 from pydantic import TypeAdapter, ValidationError
 
 from aperture_shared.casa.runner import CasaProcessPool, run_casa_step
-from aperture_shared.errors import JobCancelled, JobError
+from aperture_shared.errors import JobCancelled, JobError, classify_unexpected
 from aperture_shared.http import serve_operations_endpoints
 from aperture_shared.logs import configure_logging, log_context
 from aperture_shared.messaging import Broker, Delivery, PoisonMessage
@@ -323,7 +323,8 @@ class StageWorker(Generic[J]):
             except Exception as error:
                 duration = time.monotonic() - started
                 log.exception("job failed with an unexpected error")
-                failure = JobError(f"{type(error).__name__}: {error}", _traceback(error))
+                failure = classify_unexpected(error, f"the {self.stage.value} handler")
+                failure.detail = _traceback(error)
                 event = self._failed(
                     job, failure, duration, await self._store_log(context), context.peak_memory_mb
                 )

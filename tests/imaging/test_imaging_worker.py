@@ -87,7 +87,7 @@ async def test_worker_refuses_an_oversized_product_then_subtracts_the_continuum_
     await dispatch(broker, oversized)
     refused = await finished(events, oversized.job_id)
     assert refused.event_type == "job.failed"
-    assert refused.error_class is ErrorClass.BAD_INPUT
+    assert refused.error_class is ErrorClass.PRODUCT_TOO_LARGE
     assert "too large to make" in refused.message and "hard limit of 2e-05 GB" in refused.message
     assert worker.alive()
 

@@ -117,7 +117,7 @@ async def test_a_package_without_a_measurement_set_fails_with_a_clear_reason_and
     assert ok.result.metadata.measurement_sets
 
 
-async def test_a_corrupt_measurement_set_fails_as_bad_input(broker, events, workers, store, tmp_path):
+async def test_a_corrupt_measurement_set_fails_as_corrupt_input(broker, events, workers, store, tmp_path):
     workers()
     import shutil
 
@@ -127,7 +127,7 @@ async def test_a_corrupt_measurement_set_fails_as_bad_input(broker, events, work
     await _dispatch(broker, _job(store, _package(broken, tmp_path)))
     failed = await events.wait_for(lambda e: e.event_type in ("job.failed", "job.succeeded"), what="a result")
     assert failed.event_type == "job.failed"
-    assert failed.error_class is ErrorClass.BAD_INPUT
+    assert failed.error_class is ErrorClass.CORRUPT_INPUT
     assert "SPECTRAL_WINDOW" in failed.message
 
 

@@ -13,10 +13,11 @@ from real_measurement_sets import VLA
 pytestmark = pytest.mark.casa
 
 
-def refusal(path: Path) -> BadInput:
+def refusal(path: Path, error_class: ErrorClass = ErrorClass.BAD_INPUT) -> BadInput:
+    """The refusal of `path`, of the class a campaign report counts it under."""
     with pytest.raises(BadInput) as caught:
         describe_measurement_set(path)
-    assert caught.value.error_class is ErrorClass.BAD_INPUT
+    assert caught.value.error_class is error_class
     return caught.value
 
 
@@ -82,7 +83,7 @@ def test_an_ms_without_rows_is_refused_as_empty(casa, ms_copy, tmp_path):
     table.open(str(ms_copy(VLA)))
     table.copy(str(ms), deep=True, norows=True)  # same columns and sub-tables, no rows
     table.close()
-    message = refusal(ms).message
+    message = refusal(ms, ErrorClass.NO_VISIBILITIES).message
     assert "empty.ms is an empty Measurement Set (its main table has no rows" in message
 
 
@@ -120,7 +121,7 @@ def test_an_ms_with_only_float_data_is_named_as_such(casa, ms_copy):
 def test_a_missing_spectral_window_sub_table_is_named(casa, ms_copy):
     ms = ms_copy(VLA)
     shutil.rmtree(ms / "SPECTRAL_WINDOW")
-    error = refusal(ms)
+    error = refusal(ms, ErrorClass.CORRUPT_INPUT)
     assert "multi_1.ms: its SPECTRAL_WINDOW sub-table cannot be read" in error.message
     assert "incomplete or damaged" in error.message
     assert "SPECTRAL_WINDOW does not exist" in error.detail
@@ -130,7 +131,7 @@ def test_a_missing_spectral_window_sub_table_is_named(casa, ms_copy):
 def test_a_deleted_sub_table_data_file_is_named(casa, ms_copy, sub_table):
     ms = ms_copy(VLA)
     (ms / sub_table / "table.f0").unlink()
-    assert f"its {sub_table} sub-table cannot be read" in refusal(ms).message
+    assert f"its {sub_table} sub-table cannot be read" in refusal(ms, ErrorClass.CORRUPT_INPUT).message
 
 
 @pytest.mark.parametrize("sub_table", ["FIELD", "ANTENNA", "SPECTRAL_WINDOW", "OBSERVATION"])
@@ -139,13 +140,13 @@ def test_a_truncated_sub_table_data_file_is_named(casa, ms_copy, sub_table):
     data_file = ms / sub_table / "table.f0"
     with data_file.open("r+b") as stream:
         stream.truncate(data_file.stat().st_size // 2)
-    assert f"its {sub_table} sub-table cannot be read" in refusal(ms).message
+    assert f"its {sub_table} sub-table cannot be read" in refusal(ms, ErrorClass.CORRUPT_INPUT).message
 
 
 def test_a_missing_visibility_storage_file_is_found_without_reading_all_data(casa, ms_copy):
     ms = ms_copy(VLA)
     storage_file_of(casa, ms, "DATA").unlink()
-    assert "multi_1.ms: its DATA column cannot be read" in refusal(ms).message
+    assert "multi_1.ms: its DATA column cannot be read" in refusal(ms, ErrorClass.CORRUPT_INPUT).message
 
 
 def test_a_truncated_flag_storage_file_is_named(casa, ms_copy):
@@ -153,11 +154,11 @@ def test_a_truncated_flag_storage_file_is_named(casa, ms_copy):
     flag_file = storage_file_of(casa, ms, "FLAG")
     with flag_file.open("r+b") as stream:
         stream.truncate(flag_file.stat().st_size // 2)
-    assert "its main table (visibility flags and times) cannot be read" in refusal(ms).message
+    assert "its main table (visibility flags and times) cannot be read" in refusal(ms, ErrorClass.CORRUPT_INPUT).message
 
 
 def test_a_truncated_main_table_description_is_named(casa, ms_copy):
     ms = ms_copy(VLA)
     with (ms / "table.dat").open("r+b") as stream:
         stream.truncate(100)
-    assert "multi_1.ms: its main table cannot be read" in refusal(ms).message
+    assert "multi_1.ms: its main table cannot be read" in refusal(ms, ErrorClass.CORRUPT_INPUT).message

@@ -14,7 +14,7 @@ parameter the job's overrides set is never changed; the cascade says it skipped 
 from dataclasses import dataclass, replace
 
 from aperture_contracts.imaging import ProductSizeLimits
-from aperture_shared.errors import BadInput
+from aperture_shared.errors import ProductTooLarge
 
 from aperture_imaging.heuristics import COARSE_PIXELS_PER_BEAM, cell_for_beam, imsize_for_pb_level
 
@@ -143,7 +143,7 @@ def fit_product_size(
             )
 
     if geometry.bytes > hard:
-        raise BadInput(
+        raise ProductTooLarge(
             f"{product} is too large to make: {geometry.describe()} after the size mitigation "
             f"(started at {initial.describe()}; {'; '.join(steps) or 'no step applied'}), over the hard "
             f"limit of {hard / GB:.3g} GB (max_cube_hard_bytes {limits.max_cube_hard_bytes / GB:.3g} GB, "

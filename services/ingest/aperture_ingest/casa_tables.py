@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from aperture_shared.errors import BadInput
+from aperture_shared.errors import CorruptInput
 
 
 class ReadGuard:
@@ -33,9 +33,9 @@ class ReadGuard:
         return False
 
 
-def unreadable(owner: str, part: str, error: BaseException, owner_kind: str = "Measurement Set") -> BadInput:
+def unreadable(owner: str, part: str, error: BaseException, owner_kind: str = "Measurement Set") -> CorruptInput:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return BadInput(
+    return CorruptInput(
         f"{owner}: its {part} cannot be read; the {owner_kind} is incomplete or damaged "
         "(a table file missing or cut short, e.g. by an interrupted copy or download). "
         f"Make the {owner_kind} again (or download it again) and resubmit.",

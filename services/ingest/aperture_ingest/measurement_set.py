@@ -25,7 +25,7 @@ from aperture_contracts.metadata import (
     SpectralWindow,
 )
 from aperture_shared.casa.antennas import present_antennas
-from aperture_shared.errors import BadInput
+from aperture_shared.errors import BadInput, NoVisibilities
 
 from aperture_ingest.casa_tables import ReadGuard, guarded_msmetadata, guarded_table
 from aperture_ingest.tables_on_disk import (
@@ -123,7 +123,7 @@ def check_measurement_set(path: Path) -> None:
                 "Submit the MS written by importasdm/importvla/importuvfits (or split) instead."
             )
         if num_rows == 0:
-            raise BadInput(
+            raise NoVisibilities(
                 f"{name} is an empty Measurement Set (its main table has no rows, so no visibilities). "
                 "Check the data selection that produced it (split/mstransform) and submit an MS with data."
             )

@@ -60,7 +60,7 @@ def _out_of_step(home: str, casatasks: Any, idle_stdout: int, idle_stderr: int) 
 
 def run_step(spec: dict[str, Any], ready_at: float) -> None:
     from aperture_shared.casa.calls import CasaCallLog
-    from aperture_shared.errors import JobError
+    from aperture_shared.errors import JobError, classify_unexpected
 
     calls = CasaCallLog()
     outcome: dict[str, object]
@@ -78,11 +78,12 @@ def run_step(spec: dict[str, Any], ready_at: float) -> None:
             "message": error.message,
             "detail": error.detail,
         }
-    except Exception as error:  # a bug or an unexpected CASA failure: the traceback goes to the event
+    except Exception as error:  # not caught by name: classified here, once (errors.FAILURE_RULES)
+        classified = classify_unexpected(error, f"CASA step {spec['function']}")
         outcome = {
             "ok": False,
-            "error_class": "internal",
-            "message": f"CASA step {spec['function']} raised {type(error).__name__}: {error}",
+            "error_class": classified.error_class.value,
+            "message": classified.message,
             "detail": traceback.format_exc(),
         }
     outcome["calls"] = [call.model_dump(mode="json") for call in calls.calls]
