@@ -1,7 +1,10 @@
-"""/ui/requests: a small page for astronomers who ask for cubes, served by the coordinator itself.
+"""The coordinator's own small pages, served by the coordinator itself:
+- /ui/requests, for astronomers who ask for cubes: the form, and their requests as they run (progress,
+  jobs, result QA, products with download links);
+- /ui/operations, for operators: every MOUS and every user's requests.
 
-Plain HTML, CSS and an ES module in web/ (no build step, nothing from other hosts): the page talks to
-/api/v1/requests with the bearer token its user types in, as any other client does.
+Plain HTML, CSS and ES modules in web/ (no build step, nothing from other hosts): the pages talk to the
+API with the bearer token their user types in, as any other client does.
 """
 
 from pathlib import Path
@@ -12,19 +15,20 @@ from starlette.staticfiles import StaticFiles
 
 WEB_FOLDER = Path(__file__).parent / "web"
 UI = "/ui"
-# Also sent as a header (the page has it as a meta tag too): only this origin's scripts, styles and API.
+PAGES = {"requests": "requests.html", "operations": "operations.html"}
+# Also sent as a header (the pages have it as a meta tag too): only this origin's scripts, styles and API.
 CONTENT_SECURITY_POLICY = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
+def _page_route(app: FastAPI, path: str, html: Path) -> None:
+    @app.get(path, include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(html, media_type="text/html", headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
 def mount_web_ui(app: FastAPI) -> None:
-    """Serve the requests page at /ui/requests and its files (requests.js, requests.css) under /ui/."""
-
+    """Serve each page at /ui/<name> and their shared files (scripts, the style sheet) under /ui/."""
     # Added before the mount: Starlette matches in order, and the mount would answer /ui/requests first.
-    @app.get(UI + "/requests", include_in_schema=False)
-    async def requests_page() -> FileResponse:
-        return FileResponse(
-            WEB_FOLDER / "requests.html", media_type="text/html",
-            headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
-        )
-
+    for name, html in PAGES.items():
+        _page_route(app, f"{UI}/{name}", WEB_FOLDER / html)
     app.mount(UI, StaticFiles(directory=WEB_FOLDER), name="web-ui")

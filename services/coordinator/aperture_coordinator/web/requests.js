@@ -1,56 +1,19 @@
-// The requests page: build a request from the form, estimate it (dry run), submit it, list and cancel
-// the user's requests. Everything goes through /api/v1/requests with the user's bearer token.
+// The requests page: build a request from the form, estimate it (dry run), submit it; follow the user's
+// requests as they run (progress, jobs, QA), fetch a version's products, run a request again or cancel it.
+// Everything goes through /api/v1/requests with the user's bearer token.
+
+import { $, ApiProblem, call, connectTokenInput, describe, explain, oneAtATime, showStatus, token } from "./client.js";
+import {
+  cell, clampedCell, element, formatBytes, formatDuration, progressBar, qaWords, stateBadge, table, timeElement,
+} from "./render.js";
 
 const API = "/api/v1/requests";
-const TOKEN_KEY = "aperture.token";
 const REFRESH_MS = 3000;
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-
-const $ = (selector, root = document) => root.querySelector(selector);
-
-/** An answer the API refused: its status, the Problem's detail and its per-field errors. */
-class ApiProblem extends Error {
-  constructor(status, detail, errors) {
-    super(detail);
-    this.status = status;
-    this.errors = errors;
-  }
-}
-
-function token() {
-  return $("#token").value.trim();
-}
-
-async function call(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json", Authorization: `Bearer ${token()}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new ApiProblem(response.status, answer.detail || `${response.status} ${response.statusText}`, answer.errors || []);
-  }
-  return answer;
-}
+// Versions whose products can be listed: ended, and not cancelled (a cancelled version's outputs are removed).
+const DELIVERED = new Set(["succeeded", "failed"]);
 
 // -- messages ------------------------------------------------------------------------------------------
-
-function showStatus(text, problem = false) {
-  const status = $("#status");
-  status.textContent = text;
-  status.hidden = !text;
-  status.classList.toggle("problem", problem);
-}
-
-/** What a 401 or 429 means to the person at the page; other problems are shown where they arise. */
-function explain(error) {
-  if (error.status === 401) {
-    return `Your token was not accepted (401): check it, or ask an operator for one. ${error.message}`;
-  }
-  if (error.status === 429) {
-    return `Too many requests (429): ${error.message}`;
-  }
-  return null;
-}
 
 function clearErrors() {
   for (const slot of document.querySelectorAll("#request-form [data-error-for]")) slot.textContent = "";
@@ -154,23 +117,6 @@ function requestBody() {
   return body;
 }
 
-function formatBytes(bytes) {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
-
-function formatDuration(seconds) {
-  if (seconds < 90) return `${Math.round(seconds)} s`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
-  return `${(seconds / 3600).toFixed(1)} h`;
-}
-
 function showEstimate(estimate) {
   $("#estimate-size").textContent = formatBytes(estimate.product_bytes);
   $("#estimate-largest").textContent = formatBytes(estimate.largest_cube_bytes);
@@ -209,56 +155,238 @@ async function submitRequest(event) {
   }
 }
 
+// -- what the person opened, kept across refreshes -----------------------------------------------------
+// The list is rebuilt whenever the API's answer changes (every few seconds while a version runs); what the
+// person opened is kept here, by key, and the rebuilt list takes it from here.
+
+/** <details> the person opened or closed, by key; one they have not touched shows its default. */
+const detailsOpen = new Map();
+/** The product listings shown, by version key: a ProductList, or {loading} or {error} while there is none. */
+const productListings = new Map();
+
+const versionKey = (requestId, version) => `${requestId}/v${version}`;
+
+function keptDetails(key, summaryText, openByDefault, ...content) {
+  const details = element("details", { attrs: { "data-key": key } },
+    element("summary", { text: summaryText, attrs: { "data-key": `${key}/summary` } }), ...content);
+  details.open = detailsOpen.has(key) ? detailsOpen.get(key) : openByDefault;
+  let shown = details.open;
+  details.addEventListener("toggle", () => {
+    if (details.open === shown) return; // the toggle of being built open, not the person's
+    shown = details.open;
+    detailsOpen.set(key, shown);
+  });
+  return details;
+}
+
+// -- one version ---------------------------------------------------------------------------------------
+
+function timesLine(version) {
+  const line = element("p", { className: "times" }, "Asked ", timeElement(version.created_at));
+  if (version.started_at) line.append(", started ", timeElement(version.started_at));
+  if (version.ended_at) {
+    line.append(", ended ", timeElement(version.ended_at));
+    if (version.started_at) {
+      const seconds = (Date.parse(version.ended_at) - Date.parse(version.started_at)) / 1000;
+      line.append(` (${formatDuration(seconds)})`);
+    }
+  }
+  return line;
+}
+
+function ratio(value) {
+  return value === null || value === undefined ? "—" : `${value.toFixed(2)} ×`;
+}
+
+function qaTable(key, version) {
+  const failing = version.qa.filter((check) => !check.passed).length;
+  const rows = version.qa.map((check) => element(
+    "tr", { className: check.passed ? "passed" : "not-passed" },
+    cell(check.image), cell(check.kind), cell(check.spw_ids.join(", ")), cell(ratio(check.rms_ratio), "ratio"),
+    cell(ratio(check.beam_ratio), "ratio"), cell(qaWords(check.passed), "qa-passed"),
+    cell(check.notes.join("; "), "notes"),
+  ));
+  const summary = `QA per image: ${version.qa.length} image(s), ${failing ? `${failing} not passed` : "all passed"}`;
+  // Open by default where something did not pass: that is what the person will want to read.
+  return keptDetails(`qa:${key}`, summary, failing > 0, table(
+    "qa", `Result QA of version ${version.version}: each image's rms and beam against what the data should give`,
+    ["Image", "Kind", "Spws", "rms × expected", "beam × expected", "Passed", "Notes"], rows,
+  ));
+}
+
+function jobsTable(key, version) {
+  const rows = version.jobs.map((job) => element(
+    "tr", { attrs: { "data-job-id": job.job_id } },
+    cell(job.job_id.split(".").slice(2).join(".")), cell(job.stage), cell(job.kind), cell(job.target),
+    cell(job.spw_id === null ? "" : String(job.spw_id)), cell(job.state, "job-state"),
+    cell(job.reason), cell(String(job.attempts)),
+    cell(job.duration_s === null || job.duration_s === undefined ? "" : formatDuration(job.duration_s)),
+  ));
+  return keptDetails(`jobs:${key}`, `Jobs (${version.jobs.length})`, false, table(
+    "jobs", `The jobs of version ${version.version}`,
+    ["Job", "Stage", "Kind", "Target", "Spw", "State", "Reason", "Attempts", "Took"], rows,
+  ));
+}
+
+function productsTable(listing) {
+  const rows = listing.products.map((product) => {
+    const link = element("a", { text: product.name, attrs: { href: product.url, download: "" } });
+    return element("tr", {}, element("td", {}, link), cell(product.kind), cell(product.target),
+      cell(product.spw_ids.join(", ")), cell(formatBytes(product.size), "size"));
+  });
+  const total = listing.products.reduce((sum, product) => sum + product.size, 0);
+  const expiry = element("p", { className: "help links-expire" },
+    `${listing.products.length} file(s), ${formatBytes(total)}. The links work without a token until `,
+    timeElement(listing.links_expire_at), "; hide and show the products again for new ones.");
+  const files = table("products", `The products of version ${listing.version}`,
+    ["File", "Kind", "Target", "Spws", "Size"], rows);
+  return element("div", {}, expiry, files);
+}
+
+function productsArea(request, version) {
+  const key = versionKey(request.request_id, version.version);
+  const area = element("div", { className: "products-area" });
+  if (version.state === "cancelled") {
+    area.append(element("p", {
+      className: "help no-products",
+      text: "Cancelled: nothing was delivered and its outputs are removed. Run the request again for products.",
+    }));
+    return area;
+  }
+  if (!DELIVERED.has(version.state)) return area;
+  const listing = productListings.get(key);
+  const of = `of ${request.request_id} version ${version.version}`;
+  const toggle = listing
+    ? button("Hide products", `Hide products ${of}`, `products:${key}`, false, () => hideProducts(key))
+    : button("Products", `Products ${of}`, `products:${key}`, false,
+      () => showProducts(request.request_id, version.version));
+  toggle.setAttribute("aria-expanded", String(Boolean(listing)));
+  area.append(toggle);
+  if (listing?.loading) area.append(element("p", { className: "help", text: "Reading the products…" }));
+  else if (listing?.error) area.append(element("p", { className: "error", text: listing.error }));
+  else if (listing) area.append(productsTable(listing));
+  return area;
+}
+
+function versionSection(request, version) {
+  const key = versionKey(request.request_id, version.version);
+  const headingId = `heading-${request.request_id}-v${version.version}`;
+  const section = element("section", {
+    className: "version", attrs: { "data-version": String(version.version), "aria-labelledby": headingId },
+  });
+  section.append(
+    element("h3", { attrs: { id: headingId } }, `Version ${version.version} `, stateBadge(version.state)),
+    element("p", { className: "version-reason clamp", text: version.reason, attrs: { title: version.reason } }),
+    progressBar(version.progress, `Version ${version.version}`),
+    timesLine(version),
+  );
+  if (version.passed_qa !== null && version.passed_qa !== undefined) {
+    section.append(element("p", { className: `verdict ${version.passed_qa ? "passed" : "not-passed"}` },
+      "QA: ", element("strong", { text: qaWords(version.passed_qa), className: "verdict-word" })));
+  }
+  if (version.qa.length) section.append(qaTable(key, version));
+  if (version.jobs.length) section.append(jobsTable(key, version));
+  section.append(productsArea(request, version));
+  return section;
+}
+
 // -- the list ------------------------------------------------------------------------------------------
 
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
+function button(text, label, key, disabled, onClick) {
+  const made = element("button", { text, attrs: { type: "button", "aria-label": label, "data-key": key } });
+  made.disabled = disabled;
+  made.addEventListener("click", onClick);
+  return made;
 }
 
 function requestRow(request) {
   const latest = request.versions[request.versions.length - 1];
-  const row = document.createElement("tr");
-  row.dataset.requestId = request.request_id;
-  row.append(cell(request.request_id), cell(request.mous_id), cell(String(latest.version)));
-  const state = cell(latest.state);
-  state.className = "state";
-  const reason = cell(latest.reason);
-  reason.className = "reason";
-  const actions = document.createElement("td");
-  const cancel = document.createElement("button");
-  cancel.type = "button";
-  cancel.textContent = "Cancel";
-  cancel.setAttribute("aria-label", `Cancel ${request.request_id}`);
-  cancel.disabled = request.versions.every((version) => TERMINAL.has(version.state));
-  cancel.addEventListener("click", () => cancelRequest(request.request_id));
-  actions.append(cancel);
-  row.append(state, reason, actions);
-  return row;
+  const running = request.versions.some((version) => !TERMINAL.has(version.state));
+  const id = request.request_id;
+  const actions = element("td", { className: "actions" },
+    button("Run again", `Run again ${id}`, `rerun:${id}`, running, () => runAgain(id)),
+    button("Cancel", `Cancel ${id}`, `cancel:${id}`, !running, () => cancelRequest(id)));
+  return element("tr", { attrs: { "data-request-id": id } },
+    cell(id, "id"), cell(request.mous_id), cell(String(latest.version)),
+    element("td", { className: "state" }, stateBadge(latest.state)), clampedCell(latest.reason, "reason"), actions);
 }
 
-let refreshing = null;
+/** The row under a request's: its versions, newest first; the earlier ones folded away. */
+function detailRow(request) {
+  const [latest, ...earlier] = [...request.versions].reverse();
+  const content = element("td", { attrs: { colspan: "6" } }, versionSection(request, latest));
+  if (earlier.length) {
+    content.append(keptDetails(`earlier:${request.request_id}`, `Earlier versions (${earlier.length})`, false,
+      ...earlier.map((version) => versionSection(request, version))));
+  }
+  return element("tr", { className: "request-detail", attrs: { "data-detail-for": request.request_id } }, content);
+}
 
-async function refreshList() {
+let shownList = null;
+let shownAnswer = "";
+
+/** Rebuild the list from the last answer and what the person opened; focus stays on what had it. */
+function render() {
+  const body = $("#requests > tbody");
+  const focused = body.contains(document.activeElement) ? document.activeElement.dataset.key : undefined;
+  const requests = shownList?.requests || [];
+  body.replaceChildren(...requests.flatMap((request) => [requestRow(request), detailRow(request)]));
+  if (focused) body.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+}
+
+async function readList() {
   if (!token()) {
     $("#list-message").textContent = "Enter your token to see your requests.";
-    $("#requests tbody").replaceChildren();
+    shownList = null;
+    shownAnswer = "";
+    render();
     return;
   }
-  // One refresh at a time: a slow answer must not overwrite a newer one.
-  refreshing = (refreshing || Promise.resolve()).then(async () => {
-    try {
-      const list = await call(`${API}?limit=100`);
-      $("#requests tbody").replaceChildren(...list.requests.map(requestRow));
-      $("#list-message").textContent = list.total ? `${list.total} request(s).` : "No requests yet.";
-    } catch (error) {
-      const meaning = error instanceof ApiProblem ? explain(error) : null;
-      if (meaning) showStatus(meaning, true);
-      $("#list-message").textContent = meaning || `The list could not be read: ${error.message}`;
-    }
-  });
-  return refreshing;
+  try {
+    const list = await call(`${API}?limit=100`);
+    $("#list-message").textContent = list.total ? `${list.total} request(s).` : "No requests yet.";
+    const answer = JSON.stringify(list);
+    if (answer === shownAnswer) return; // nothing changed: leave the page (and the reader) alone
+    shownList = list;
+    shownAnswer = answer;
+    render();
+  } catch (error) {
+    const meaning = error instanceof ApiProblem ? explain(error) : null;
+    if (meaning) showStatus(meaning, true);
+    $("#list-message").textContent = meaning || `The list could not be read: ${error.message}`;
+  }
+}
+
+const refreshList = oneAtATime(readList);
+
+async function showProducts(requestId, version) {
+  const key = versionKey(requestId, version);
+  productListings.set(key, { loading: true });
+  render();
+  try {
+    const path = `${API}/${encodeURIComponent(requestId)}/versions/${version}/products`;
+    productListings.set(key, await call(path));
+  } catch (error) {
+    productListings.set(key, { error: `The products could not be listed: ${describe(error)}` });
+  }
+  if (productListings.has(key)) render(); // unless hidden meanwhile
+}
+
+function hideProducts(key) {
+  productListings.delete(key);
+  render();
+}
+
+async function runAgain(requestId) {
+  try {
+    const request = await call(`${API}/${encodeURIComponent(requestId)}/versions`, { method: "POST" });
+    const latest = request.versions[request.versions.length - 1];
+    showStatus(`Request ${requestId}: version ${latest.version} ${latest.state}.`);
+  } catch (error) {
+    showStatus(`Running ${requestId} again: ${describe(error)}`, true);
+  }
+  await refreshList();
 }
 
 async function cancelRequest(requestId) {
@@ -274,13 +402,7 @@ async function cancelRequest(requestId) {
 // -- start ---------------------------------------------------------------------------------------------
 
 function start() {
-  const tokenInput = $("#token");
-  tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
-  tokenInput.addEventListener("change", () => {
-    sessionStorage.setItem(TOKEN_KEY, token());
-    showStatus("");
-    refreshList();
-  });
+  connectTokenInput(refreshList);
   $("#add-cube").addEventListener("click", () => addCube());
   $("#estimate").addEventListener("click", estimateRequest);
   $("#request-form").addEventListener("submit", submitRequest);
