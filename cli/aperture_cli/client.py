@@ -11,6 +11,11 @@ MOUS endpoints or to the storage links of products:
 
     with ApertureClient(api_url, token="...") as aperture:
         estimate = aperture.create_request(RequestCreate(mous_id=..., cubes=[...]), dry_run=True).estimate
+        request = aperture.create_request(RequestCreate(mous_id=..., cubes=[...]))
+        aperture.wait_for_request(request.request_id)
+        aperture.download_request(request.request_id, into=Path("products"), kinds={"pbcor", "pb"})
+
+In a notebook, `aperture.request(request_id)` is a handle that shows itself as HTML (aperture_cli.notebook).
 
 Every body is parsed with the contracts' pydantic models, and every failure is an `ApertureClientError`
 with a message for a person (see aperture_cli.errors).
@@ -18,31 +23,48 @@ with a message for a person (see aperture_cli.errors).
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, Self, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, Self, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
 from aperture_contracts.api import MousDetail, MousList, MousSummary, Problem, ProductView
 from aperture_contracts.enums import MousState
 from aperture_contracts.ids import canonical_mous_id, mous_key
-from aperture_contracts.requests import DryRun, RequestCreate, RequestList, RequestView
+from aperture_contracts.requests import (
+    DryRun,
+    ProductList,
+    Progress,
+    RequestCreate,
+    RequestList,
+    RequestProduct,
+    RequestState,
+    RequestView,
+    VersionView,
+)
+from aperture_contracts.storage import ObjectRef
 from pydantic import BaseModel, ValidationError
 
 from aperture_cli.downloads import matches_stored_object, product_destination, write_verified
 from aperture_cli.errors import (
+    MOUS_REMEDY,
     ApertureClientError,
     ApiConnectionError,
     ApiError,
     ApiUnreachable,
     DownloadError,
+    ProductsUnavailable,
+    RequestWaitTimeout,
     UnexpectedResponse,
     WaitTimeout,
 )
 from aperture_cli.packaging import MemberCallback, UploadPackage, prepare_upload
+
+if TYPE_CHECKING:
+    from aperture_cli.notebook import RequestHandle
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/api/v1"
@@ -56,11 +78,11 @@ SETTLED_MOUS_STATES = frozenset(
 UNSUCCESSFUL_MOUS_STATES = frozenset({MousState.FAILED, MousState.CANCELLED})
 
 _DOWNLOAD_CHUNK = 1024 * 1024
-# While waiting, a coordinator restart (`make up` again, a redeploy) should not end the wait: this many
-# polls in a row may fail to connect before the wait gives up.
+# While waiting, this many polls in a row may fail to connect before the wait gives up (see _poll_until).
 _TOLERATED_UNREACHABLE_POLLS = 5
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+PolledT = TypeVar("PolledT")
 BytesCallback = Callable[[int], None]
 
 
@@ -239,28 +261,22 @@ class ApertureClient:
 
         on_update sees every detail polled (for a progress display).
         """
-        deadline = None if timeout_s is None else clock() + timeout_s
-        failed_polls = 0
-        last_seen: MousDetail | None = None
-        while True:
-            try:
-                detail = self.get_mous(mous_id)
-            except (ApiUnreachable, ApiConnectionError):
-                failed_polls += 1
-                if failed_polls > _TOLERATED_UNREACHABLE_POLLS or last_seen is None:
-                    raise
-            else:
-                failed_polls = 0
-                last_seen = detail
-                if on_update is not None:
-                    on_update(detail)
-                if detail.state in SETTLED_MOUS_STATES:
-                    return detail
-            # last_seen is set here: a failing first poll raised above.
-            if deadline is not None and clock() >= deadline and last_seen is not None:
-                raise WaitTimeout(last_seen, timeout_s or 0.0)
-            pause = poll_interval_s if deadline is None else min(poll_interval_s, deadline - clock())
-            sleep(max(pause, 0.0))
+
+        def poll() -> MousDetail:
+            detail = self.get_mous(mous_id)
+            if on_update is not None:
+                on_update(detail)
+            return detail
+
+        return _poll_until(
+            poll,
+            lambda detail: detail.state in SETTLED_MOUS_STATES,
+            lambda detail: WaitTimeout(detail, timeout_s or 0.0),
+            timeout_s=timeout_s,
+            poll_s=poll_interval_s,
+            sleep=sleep,
+            clock=clock,
+        )
 
     # Products
 
@@ -282,47 +298,66 @@ class ApertureClient:
         refused link is asked for again once (a fresh MousDetail) before the download counts as failed.
         """
         products = self.get_mous(mous_id).products
-        destinations = [product_destination(directory, product.name) for product in products]
-        if len(set(destinations)) != len(destinations):
-            raise DownloadError(
-                f"the API lists several products of {mous_id} under the same name; not downloading "
-                "(report this: product names must be unique)"
-            )
+        wanted = [
+            _Wanted(product.name, product.download_url, product.object, product_destination(directory, product.name))
+            for product in products
+        ]
+        _check_distinct(wanted, f"the API lists several products of {mous_id} under the same name")
+        return self._download_all(
+            wanted,
+            lambda: {product.name: product.download_url for product in self.get_mous(mous_id).products},
+            owner=mous_id,
+            remedy=MOUS_REMEDY,
+            on_start=None if on_product is None else lambda index: on_product(products[index]),
+            on_bytes=on_bytes,
+            on_done=on_done,
+        )
+
+    def _download_all(
+        self,
+        wanted: list["_Wanted"],
+        fresh_links: Callable[[], dict[str, str | None]],
+        *,
+        owner: str,
+        remedy: str,
+        on_start: Callable[[int], None] | None,
+        on_bytes: BytesCallback | None,
+        on_done: Callable[[DownloadedProduct], None] | None,
+    ) -> list[DownloadedProduct]:
+        """Fetch each file not already there, verified; a refused link is asked for again once."""
         downloaded: list[DownloadedProduct] = []
-        for product, target in zip(products, destinations, strict=True):
-            if on_product is not None:
-                on_product(product)
-            if matches_stored_object(target, product.object):
-                result = DownloadedProduct(product.name, target, product.object.size, already_present=True)
-                downloaded.append(result)
-                if on_done is not None:
-                    on_done(result)
-                continue
-            try:
-                self._download_product(product, target, on_bytes)
-            except _LinkRefused:
-                fresh = {item.name: item for item in self.get_mous(mous_id).products}
-                if product.name not in fresh:
-                    raise DownloadError(
-                        f"{product.name} is no longer among the products of {mous_id} (was it re-run?)"
-                    ) from None
+        for index, item in enumerate(wanted):
+            if on_start is not None:
+                on_start(index)
+            present = matches_stored_object(item.target, item.expected)
+            if not present:
                 try:
-                    self._download_product(fresh[product.name], target, on_bytes)
-                except _LinkRefused as refused:
-                    raise DownloadError(
-                        f"{product.name}: storage refused a fresh link too: {refused}"
-                    ) from None
-            result = DownloadedProduct(product.name, target, product.object.size, already_present=False)
+                    self._fetch_verified(item.url, item, on_bytes, remedy)
+                except _LinkRefused:
+                    links = fresh_links()
+                    if item.name not in links:
+                        raise DownloadError(
+                            f"{item.name} is no longer among the products of {owner} (was it re-run?)"
+                        ) from None
+                    try:
+                        self._fetch_verified(links[item.name], item, on_bytes, remedy)
+                    except _LinkRefused as refused:
+                        raise DownloadError(
+                            f"{item.name}: storage refused a fresh link too: {refused}"
+                        ) from None
+            result = DownloadedProduct(item.name, item.target, item.expected.size, already_present=present)
             downloaded.append(result)
             if on_done is not None:
                 on_done(result)
         return downloaded
 
-    def _download_product(self, product: ProductView, target: Path, on_bytes: BytesCallback | None) -> None:
-        if not product.download_url:
+    def _fetch_verified(
+        self, link: str | None, item: "_Wanted", on_bytes: BytesCallback | None, remedy: str
+    ) -> None:
+        if not link:
             raise _LinkRefused("the API gave no download link")
         # Links are normally absolute (a presigned storage URL); a relative one is on the API's host.
-        url = httpx.URL(self.api_url + "/").join(product.download_url)
+        url = httpx.URL(self.api_url + "/").join(link)
         try:
             with self._http.stream(
                 "GET", url, follow_redirects=True, timeout=self._transfer_timeout
@@ -332,20 +367,20 @@ class ApertureClient:
                 if response.status_code != httpx.codes.OK:
                     response.read()
                     raise DownloadError(
-                        f"{product.name}: the download answered HTTP {response.status_code}: "
+                        f"{item.name}: the download answered HTTP {response.status_code}: "
                         f"{_short(response.text)}"
                     )
                 write_verified(
-                    response.iter_bytes(_DOWNLOAD_CHUNK), target, product.object, product.name, on_bytes
+                    response.iter_bytes(_DOWNLOAD_CHUNK), item.target, item.expected, item.name, on_bytes, remedy
                 )
         except httpx.TransportError as error:
             host = url.host
             raise DownloadError(
-                f"{product.name}: the download from {host} broke off ({type(error).__name__}: {error}); "
+                f"{item.name}: the download from {host} broke off ({type(error).__name__}: {error}); "
                 "run the download again (finished files are kept)"
             ) from error
         except OSError as error:
-            raise DownloadError(f"{product.name}: cannot write {target}: {error}") from error
+            raise DownloadError(f"{item.name}: cannot write {item.target}: {error}") from error
 
     # Imaging requests
 
@@ -403,6 +438,149 @@ class ApertureClient:
         response = self._send("POST", _request_path(request_id) + "/cancel", headers=self._bearer())
         return self._parse(response, RequestView)
 
+    def request(self, request_id: str, version: int | None = None) -> "RequestHandle":
+        """A request to follow in a notebook (shown as HTML; see aperture_cli.notebook)."""
+        from aperture_cli.notebook import RequestHandle  # the notebook module builds on this one
+
+        return RequestHandle(self, request_id, version)
+
+    def wait_for_request(
+        self,
+        request_id: str,
+        *,
+        version: int | None = None,
+        poll_s: float = 2.0,
+        timeout_s: float | None = None,
+        on_progress: Callable[[VersionView], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RequestView:
+        """Poll the request until `version` (default: the latest when the wait starts) has ended.
+
+        on_progress sees that version on every poll (for a progress display). Raises RequestWaitTimeout
+        past timeout_s; the version keeps running on the server.
+        """
+        chosen = version
+
+        def poll() -> RequestView:
+            nonlocal chosen
+            request = self.get_request(request_id)
+            # Fixed at the first poll, so that a re-run started meanwhile does not change what is awaited.
+            chosen = chosen if chosen is not None else request.versions[-1].version
+            if on_progress is not None:
+                on_progress(version_of(request, chosen))
+            return request
+
+        return _poll_until(
+            poll,
+            lambda request: version_of(request, chosen).state.terminal,
+            lambda request: RequestWaitTimeout(request_id, version_of(request, chosen), timeout_s or 0.0),
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    def request_products(self, request_id: str, version: int | None = None) -> ProductList:
+        """The files a version (default: the latest) delivered, with time-limited links.
+
+        Raises ProductsUnavailable, saying why, while the version runs or when it was cancelled.
+        """
+        return self._parse(self._products_response(request_id, version), ProductList)
+
+    def request_products_json(self, request_id: str, version: int | None = None) -> Any:
+        """The API's body as it came (checked against the contract first)."""
+        response = self._products_response(request_id, version)
+        self._parse(response, ProductList)
+        return response.json()
+
+    def download_request(
+        self,
+        request_id: str,
+        version: int | None = None,
+        *,
+        into: Path,
+        kinds: Collection[str] | None = None,
+    ) -> list[Path]:
+        """Fetch a version's products (only those of `kinds`, e.g. {"pbcor", "pb"}, if given) into
+        `into/<request_id>/v<version>/`, each verified by size and SHA-256; the files' paths.
+
+        Files already there with the right checksum are not fetched again.
+        """
+        listing = self.request_products(request_id, version)
+        return [result.path for result in self.download_listing(listing, into, kinds=kinds)]
+
+    def download_listing(
+        self,
+        listing: ProductList,
+        into: Path,
+        *,
+        kinds: Collection[str] | None = None,
+        on_product: Callable[[RequestProduct], None] | None = None,
+        on_bytes: BytesCallback | None = None,
+        on_done: Callable[[DownloadedProduct], None] | None = None,
+    ) -> list[DownloadedProduct]:
+        """download_request's work on a listing already read (the CLI reads it first to note a version
+        that failed or did not pass QA); callbacks as in download_products."""
+        chosen = _products_of_kinds(listing, kinds)
+        folder = request_folder(into, listing.request_id, listing.version)
+        wanted = [
+            _Wanted(product.name, product.url, _stored_object(product), product_destination(folder, product.name))
+            for product in chosen
+        ]
+        owner = f"version {listing.version} of {listing.request_id}"
+        _check_distinct(wanted, f"the API lists several products of {owner} under the same name")
+
+        def fresh_links() -> dict[str, str | None]:
+            fresh = self.request_products(listing.request_id, listing.version)
+            return {product.name: product.url for product in fresh.products}
+
+        return self._download_all(
+            wanted,
+            fresh_links,
+            owner=owner,
+            remedy=f"{owner} should be run again (`aperture request rerun {listing.request_id}`)",
+            on_start=None if on_product is None else lambda index: on_product(chosen[index]),
+            on_bytes=on_bytes,
+            on_done=on_done,
+        )
+
+    def _products_response(self, request_id: str, version: int | None) -> httpx.Response:
+        number = version if version is not None else self.get_request(request_id).versions[-1].version
+        try:
+            return self._send(
+                "GET", f"{_request_path(request_id)}/versions/{number}/products", headers=self._bearer()
+            )
+        except ApiError as error:
+            if error.status_code != httpx.codes.CONFLICT:
+                raise
+            raise self._products_unavailable(request_id, number, error) from None
+
+    def _products_unavailable(self, request_id: str, number: int, refusal: ApiError) -> ProductsUnavailable:
+        """Why a version has no products (a 409), in the CLI's words when the version can be read."""
+        said = next(
+            (str(item["message"]) for item in refusal.field_errors if "message" in item), refusal.detail
+        )
+        try:
+            current = version_of(self.get_request(request_id), number)
+        except ApertureClientError:
+            return ProductsUnavailable(f"{request_id} has no products to offer: {said}", None)
+        jobs = current.progress
+        if current.state is RequestState.CANCELLED:
+            message = (
+                f"version {number} of {request_id} was cancelled ({current.reason}): it has no products, its "
+                f"outputs are removed. `aperture request rerun {request_id}` runs it again"
+            )
+        elif not current.state.terminal:
+            message = (
+                f"version {number} of {request_id} is {current.state.value} ({ended_jobs(jobs)} of {jobs.total} "
+                f"jobs done): its products can be fetched once it has ended; `aperture request status "
+                f"{request_id} --wait` waits for that"
+            )
+        else:  # it ended between the two reads: the API's own words
+            message = f"{request_id} had no products to offer yet: {said}; ask again"
+        return ProductsUnavailable(message, current)
+
     def _list_requests_response(self, offset: int, limit: int) -> httpx.Response:
         return self._send(
             "GET", REQUESTS_PATH, params={"offset": offset, "limit": limit}, headers=self._bearer()
@@ -447,6 +625,109 @@ class ApertureClient:
 def _request_path(request_id: str) -> str:
     # Quoted whole, so that an id typed with a slash cannot reach another endpoint.
     return f"{REQUESTS_PATH}/{quote(request_id.strip(), safe='')}"
+
+
+def version_of(request: RequestView, number: int | None) -> VersionView:
+    """A request's version by number (None: the latest); an error naming the versions there are."""
+    if number is None:
+        return request.versions[-1]
+    for version in request.versions:
+        if version.version == number:
+            return version
+    raise ApertureClientError(
+        f"{request.request_id} has versions 1 to {len(request.versions)}; there is no version {number}"
+    )
+
+
+def ended_jobs(progress: Progress) -> int:
+    return progress.succeeded + progress.failed + progress.cancelled
+
+
+def request_folder(into: Path, request_id: str, version: int) -> Path:
+    """Where a version's products go: into/<request_id>/v<version>; an id that is not one safe folder
+    name is refused (it comes from the API, but it names a place on the user's disk)."""
+    if not request_id or request_id in (".", "..") or "/" in request_id or "\\" in request_id:
+        raise DownloadError(f"the API named the request {request_id!r}, which is not a safe folder name")
+    return into / request_id / f"v{version}"
+
+
+def _products_of_kinds(listing: ProductList, kinds: Collection[str] | None) -> list[RequestProduct]:
+    if not kinds:
+        return listing.products
+    available = {product.kind for product in listing.products}
+    unknown = sorted(set(kinds) - available)
+    if unknown:
+        raise DownloadError(
+            f"version {listing.version} of {listing.request_id} has no products of kind {', '.join(unknown)}; "
+            f"its kinds are: {', '.join(sorted(available)) or 'none (it has no products)'}"
+        )
+    return [product for product in listing.products if product.kind in kinds]
+
+
+def _stored_object(product: RequestProduct) -> ObjectRef:
+    """What a request product's bytes must be, in the form the verified download checks."""
+    try:
+        return ObjectRef(
+            key=product.name, sha256=product.sha256, size=product.size, content_type=product.content_type
+        )
+    except ValidationError as error:
+        raise DownloadError(
+            f"the API described the product {product.name!r} in a way that cannot be checked "
+            f"({_first_problem(error)}); not downloading it"
+        ) from error
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """One file to fetch: its product's name, its link, what its bytes must be, and where it goes."""
+
+    name: str
+    url: str | None
+    expected: ObjectRef
+    target: Path
+
+
+def _check_distinct(wanted: list[_Wanted], problem: str) -> None:
+    targets = [item.target for item in wanted]
+    if len(set(targets)) != len(targets):
+        raise DownloadError(f"{problem}; not downloading (report this: product names must be unique)")
+
+
+def _poll_until(
+    read: Callable[[], PolledT],
+    settled: Callable[[PolledT], bool],
+    timed_out: Callable[[PolledT], ApertureClientError],
+    *,
+    timeout_s: float | None,
+    poll_s: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> PolledT:
+    """Read until `settled`; past timeout_s, raise `timed_out(the last thing read)`.
+
+    A coordinator restart (`make up` again, a redeploy) should not end a wait: after a first good read,
+    a few polls in a row may fail to connect before the wait gives up.
+    """
+    deadline = None if timeout_s is None else clock() + timeout_s
+    failed_polls = 0
+    seen: list[PolledT] = []  # the last thing read, once there is one
+    while True:
+        try:
+            current = read()
+        except (ApiUnreachable, ApiConnectionError):
+            failed_polls += 1
+            if failed_polls > _TOLERATED_UNREACHABLE_POLLS or not seen:
+                raise
+        else:
+            failed_polls = 0
+            seen[:] = [current]
+            if settled(current):
+                return current
+        # seen is not empty here: a failing first read raised above.
+        if deadline is not None and clock() >= deadline:
+            raise timed_out(seen[0])
+        pause = poll_s if deadline is None else min(poll_s, deadline - clock())
+        sleep(max(pause, 0.0))
 
 
 def _mous_path(mous_id: str) -> str:

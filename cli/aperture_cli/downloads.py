@@ -1,8 +1,9 @@
 """Storing downloaded products so that only verified bytes ever carry a product's name.
 
 Bytes go to `<name>.part` while their SHA-256 is computed; the file is renamed to its final name only
-when size and checksum match what the coordinator recorded (ProductView.object), and removed otherwise.
-A crash or a bad transfer therefore never leaves a file that looks like a good product.
+when size and checksum match what the coordinator recorded (an MOUS's ProductView.object, a request's
+RequestProduct), and removed otherwise. A crash or a bad transfer therefore never leaves a file that looks
+like a good product.
 """
 
 import hashlib
@@ -11,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from aperture_contracts.storage import ObjectRef, sha256_of_file
 
-from aperture_cli.errors import ChecksumMismatch, DownloadError
+from aperture_cli.errors import MOUS_REMEDY, ChecksumMismatch, DownloadError, SizeMismatch
 
 _READ_CHUNK = 1024 * 1024
 PARTIAL_SUFFIX = ".part"
@@ -49,23 +50,31 @@ def write_verified(
     expected: ObjectRef,
     product_name: str,
     on_bytes: Callable[[int], None] | None = None,
+    remedy: str = MOUS_REMEDY,
 ) -> None:
-    """Write the chunks to `target`, keeping the file only when its SHA-256 is `expected.sha256`."""
+    """Write the chunks to `target`, keeping the file only when it has `expected.size` bytes whose SHA-256
+    is `expected.sha256`. `remedy` says what to do when the stored bytes themselves are damaged."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
     digest = hashlib.sha256()
+    received = 0
     try:
         with partial.open("wb") as stream:
             for chunk in chunks:
+                received += len(chunk)
+                if received > expected.size:
+                    # Stop at once: a server sending something else must not fill the disk first.
+                    raise SizeMismatch(product_name, expected.size, received, remedy)
                 stream.write(chunk)
                 digest.update(chunk)
                 if on_bytes is not None:
                     on_bytes(len(chunk))
+        if received != expected.size:
+            raise SizeMismatch(product_name, expected.size, received, remedy)
+        actual = digest.hexdigest()
+        if actual != expected.sha256:
+            raise ChecksumMismatch(product_name, expected.sha256, actual, remedy)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    actual = digest.hexdigest()
-    if actual != expected.sha256:
-        partial.unlink(missing_ok=True)
-        raise ChecksumMismatch(product_name, expected.sha256, actual)
     partial.replace(target)

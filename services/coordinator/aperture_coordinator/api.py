@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from aperture_coordinator.auth import Unauthenticated
+from aperture_coordinator.campaigns_api import campaigns_router
 from aperture_coordinator.db import Database
 from aperture_coordinator.imaging_requests import RequestRefused, UnknownRequest
 from aperture_coordinator.job_messages import input_prefix
@@ -392,7 +393,14 @@ def create_app(
         services.notify_outbox()
         return await asyncio.to_thread(_summary, canonical)
 
-    app.include_router(requests_router(settings, services.coordinator, services.store, services.notify_outbox))
+    # notify_outbox is replaced when the service starts (the relay's wake-up): look it up at call time.
+    app.include_router(
+        requests_router(settings, services.coordinator, services.store, lambda: services.notify_outbox())
+    )
+    # Looked up at each call: the lifespan sets notify_outbox once the relay runs, after the app is made.
+    app.include_router(
+        campaigns_router(settings, services.coordinator, services.store, lambda: services.notify_outbox())
+    )
     mount_web_ui(app)
 
     # -- operations ------------------------------------------------------------------------------------
