@@ -13,31 +13,29 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from aperture_contracts.api import MousDetail, ProductView
+from aperture_contracts.api import MousDetail
 from rich.console import Console
 from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.text import Text
 
+from aperture_cli.campaign_commands import campaign_app
 from aperture_cli.client import (
     DEFAULT_API_URL,
     UNSUCCESSFUL_MOUS_STATES,
     ApertureClient,
-    DownloadedProduct,
     Submission,
 )
-from aperture_cli.command_line import ApiUrlOption, ExitCode, consoles, expected_failures
+from aperture_cli.command_line import (
+    EXIT_CODES_HELP,
+    ApiUrlOption,
+    ExitCode,
+    consoles,
+    download_report,
+    expected_failures,
+    transfer_progress,
+)
 from aperture_cli.packaging import UploadPackage, prepare_upload
-from aperture_cli.request_commands import request_app
+from aperture_cli.request_commands import REQUEST_ID_PREFIX, request_app
 from aperture_cli.views import (
     format_bytes,
     mous_list_table,
@@ -51,15 +49,13 @@ from aperture_cli.views import (
 app = typer.Typer(
     name="aperture",
     help="Submit Measurement Sets to Aperture, follow their processing and fetch their products.",
-    epilog=(
-        "Exit codes: 0 ok, 1 the MOUS failed or was cancelled, 2 usage, 3 API unreachable, "
-        "4 request refused, 5 download failed, 6 wait timed out, 130 interrupted."
-    ),
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.add_typer(request_app, name="request")
+app.add_typer(campaign_app, name="campaign")
 
 MousIdArgument = Annotated[
     str, typer.Argument(help="MOUS id: uid://A001/X2fa/X2dd, uid___A001_X2fa_X2dd or aperture-<hex>.")
@@ -203,8 +199,15 @@ def list_command(
 
 @app.command()
 def cancel(mous_id: MousIdArgument, api: ApiUrlOption = DEFAULT_API_URL) -> None:
-    """Cancel an MOUS: jobs not yet finished are stopped."""
+    """Cancel an MOUS: jobs not yet finished are stopped (an imaging request: `aperture request cancel`)."""
     out, err = consoles()
+    if mous_id.strip().startswith(REQUEST_ID_PREFIX):
+        # No MOUS id has this form, so the user meant a request; say which command does that.
+        err.print(Text(
+            f"{mous_id.strip()} is an imaging request, not an MOUS: `aperture request cancel {mous_id.strip()}` "
+            "cancels it", style="red",
+        ))
+        raise typer.Exit(ExitCode.USAGE)
     with expected_failures(err), ApertureClient(api) as client:
         summary = client.cancel_mous(mous_id)
         out.print(Text.assemble(summary.mous_id, ": ", state_text(summary.state), "  ", summary.reason))
@@ -238,7 +241,7 @@ def _upload(
     scratch_dir: Path | None,
     err: Console,
 ) -> Submission:
-    with _transfer_progress(err) as progress:
+    with transfer_progress(err) as progress:
         packing = progress.add_task(f"packing {path.resolve().name}", total=None, visible=path.is_dir())
         if path.is_dir() and not err.is_terminal:
             err.print(f"packing {path} into a temporary tar", markup=False, highlight=False)
@@ -301,43 +304,13 @@ def _finish(
 
 
 def _download(client: ApertureClient, mous_id: str, directory: Path, out: Console, err: Console) -> None:
-    with _transfer_progress(err) as progress:
-        # With both streams on one terminal, lines must go through the progress display's console, or
-        # they land in the middle of the bar; otherwise they go to stdout as results should.
-        report = progress.console if out.is_terminal and err.is_terminal else out
-        current: TaskID | None = None
-
-        def started(product: ProductView) -> None:
-            nonlocal current
-            if current is not None:
-                progress.remove_task(current)
-            current = progress.add_task(product.name, total=product.object.size)
-
-        def received(size: int) -> None:
-            if current is not None:
-                progress.advance(current, size)
-
-        def done(result: DownloadedProduct) -> None:
-            note = "already there, checksum ok" if result.already_present else "sha256 ok"
-            report.print(Text(f"{result.path}  {format_bytes(result.size)}  {note}"))
-
+    with download_report(out, err) as report:
         results = client.download_products(
-            mous_id, directory, on_product=started, on_bytes=received, on_done=done
+            mous_id,
+            directory,
+            on_product=lambda product: report.started(product.name, product.object.size),
+            on_bytes=report.received,
+            on_done=report.done,
         )
     if not results:
         err.print(f"{mous_id} has no products to download", markup=False, highlight=False)
-
-
-def _transfer_progress(err: Console) -> Progress:
-    """Bars for packing, uploading and downloading; drawn only on a terminal, and gone when done."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )

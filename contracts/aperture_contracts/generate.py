@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from aperture_contracts import api, events, jobs, manifest, obscore, packaging, reports, topology
+from aperture_contracts import api, campaigns, events, jobs, manifest, obscore, packaging, reports, topology
 from aperture_contracts.enums import Stage
 from aperture_contracts.version import SCHEMA_VERSION
 
@@ -45,6 +45,12 @@ DOCUMENT_MODELS: dict[str, type[BaseModel]] = {
     "MousList": api.MousList,
     "Problem": api.Problem,
     "Health": api.Health,
+    "CampaignCreate": campaigns.CampaignCreate,
+    "CampaignSubmitted": campaigns.CampaignSubmitted,
+    "CampaignView": campaigns.CampaignView,
+    "CampaignList": campaigns.CampaignList,
+    "CampaignRetried": campaigns.CampaignRetried,
+    "CampaignReport": campaigns.CampaignReport,
 }
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 TABLES = {"mous", "jobs", "job_dependencies", "attempts", "outbox", "objects", "processed_events",
-          "imaging_requests", "request_versions", "notifications"}
+          "imaging_requests", "request_versions", "notifications", "campaigns", "campaign_members"}
 
 
 def test_migrations_create_every_table(database_url: str) -> None:

@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from aperture_coordinator.api import CoordinatorServices, PackageStore, create_app
 from aperture_coordinator.api_metrics import install_request_metrics
+from aperture_coordinator.campaigns import CampaignFeeder, feed_forever
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.events import EventHandler
 from aperture_coordinator.notifications import Notifier, notify_forever
@@ -129,6 +130,10 @@ def build_app(settings: CoordinatorSettings, store: ServiceStore | None = None) 
             ),
             asyncio.create_task(
                 prune_forever(coordinator, settings.history_retention_days, settings.prune_interval_s), name="prune"
+            ),
+            asyncio.create_task(
+                feed_forever(CampaignFeeder(coordinator, store), settings.reconcile_interval_s, relay),
+                name="campaign-feeder",
             ),
             asyncio.create_task(
                 notify_forever(Notifier(database, settings), settings.notify_interval_s), name="notify"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from aperture_contracts.campaigns import CampaignState, MemberState
 from aperture_contracts.enums import JobState, MousState, Stage
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -20,7 +21,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from aperture_coordinator.db import Database
-from aperture_coordinator.models import Attempt, Job, Mous, OutboxMessage
+from aperture_coordinator.models import Attempt, Campaign, CampaignMember, Job, Mous, OutboxMessage
 
 SUBMISSIONS = Counter(
     "aperture_coordinator_submissions",
@@ -99,6 +100,9 @@ class DatabaseStateCollector(Collector):
                    ["mous", "stage", "state"]),
             _gauge("aperture_inflight_mous_total",
                    "MOUS in flight (received, ingesting, processing or waiting for a service), shown or not"),
+            _gauge("aperture_campaign_members",
+                   "Members of each active campaign by state (pending, submitted, completed, failed, cancelled); "
+                   "campaigns that are paused or ended have no series", ["campaign", "state"]),
         ]
         return {family.name: family for family in families}
 
@@ -113,6 +117,7 @@ class DatabaseStateCollector(Collector):
             self._collect_states(session, families)
             self._collect_queues(session, families, now)
             self._collect_in_flight(session, families, now)
+            self._collect_campaigns(session, families)
         yield from families.values()
 
     # -- each group of gauges reads what it needs --------------------------------------------------------
@@ -168,6 +173,25 @@ class DatabaseStateCollector(Collector):
             families["aperture_running_job_oldest_age_seconds"].add_metric(
                 [stage.value], _age_s(now, running.get(stage))
             )
+
+    @staticmethod
+    def _collect_campaigns(session: Session, families: dict[str, GaugeMetricFamily]) -> None:
+        """Active campaigns only, labelled by name: a handful at a time, however many ever ran."""
+        active = list(session.scalars(select(Campaign.name).where(Campaign.state == CampaignState.ACTIVE)))
+        counts: dict[tuple[str, MemberState], int] = {
+            (name, state): count
+            for name, state, count in session.execute(
+                select(Campaign.name, CampaignMember.state, func.count())
+                .join(CampaignMember, CampaignMember.campaign_id == Campaign.id)
+                .where(Campaign.state == CampaignState.ACTIVE)
+                .group_by(Campaign.name, CampaignMember.state)
+            )
+        }
+        for name in sorted(active):
+            for member_state in MemberState:
+                families["aperture_campaign_members"].add_metric(
+                    [name, member_state.value], counts.get((name, member_state), 0)
+                )
 
     @staticmethod
     def _collect_in_flight(session: Session, families: dict[str, GaugeMetricFamily], now: datetime) -> None:

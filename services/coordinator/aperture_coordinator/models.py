@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from aperture_contracts.campaigns import CampaignState, MemberState
 from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
 from aperture_contracts.requests import RequestState
 from sqlalchemy import (
@@ -301,3 +302,45 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     gave_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Campaign(Base):
+    """An archive re-processing campaign: a pipeline version and parameters for a set of MOUS (its members),
+    fed to the coordinator a bounded number at a time (campaigns.py). The name is its identity."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, doc="camp-<12 hex>")
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    pipeline_version: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    state: Mapped[CampaignState] = mapped_column(EnumText(CampaignState), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    max_in_flight: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CampaignMember(Base):
+    """One MOUS of a campaign and the run the campaign started for it. `mous_id` is no foreign key: the MOUS
+    may not exist until the campaign submits it."""
+
+    __tablename__ = "campaign_members"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "mous_id"),
+        Index(None, "campaign_id", "state"),
+    )
+
+    pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(String(40), ForeignKey("campaigns.id", ondelete="CASCADE"))
+    mous_id: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(1024))
+    package_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="known once submitted")
+    state: Mapped[MemberState] = mapped_column(EnumText(MemberState))
+    run: Mapped[int | None] = mapped_column(Integer, nullable=True, doc="the MOUS run the campaign started")
+    error_class: Mapped[ErrorClass | None] = mapped_column(EnumText(ErrorClass), nullable=True)
+    failed_job: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
