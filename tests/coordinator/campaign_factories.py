@@ -72,7 +72,14 @@ def play_workers(
     no science target, so a run is ingest, calibration and export). Returns how many jobs ran."""
     failures = failures or {}
     ran = 0
-    while wave := dispatched_jobs(database, only):
+    while True:
+        wave = dispatched_jobs(database, only)
+        if not wave:
+            # Campaign jobs held back behind the queue's limit are sent by the reconcile pass.
+            coordinator.reconcile()
+            wave = dispatched_jobs(database, only)
+        if not wave:
+            break
         for job in wave:
             worker = f"{job.stage.value}:1"
             coordinator.apply_event(started(

@@ -489,7 +489,10 @@ class CampaignFeeder:
         except JobError as error:  # e.g. an object without the checksum Aperture's storage layer writes
             self._fail(claim, error.error_class, error.message)
             return 0
-        submission = Submission(claim.mous_id, package, safe_package_name(claim.object_key), rerun=claim.rerun)
+        submission = Submission(
+            claim.mous_id, package, safe_package_name(claim.object_key), rerun=claim.rerun,
+            campaign_id=claim.campaign_id,
+        )
         try:
             outcome = self.coordinator.submit(submission)
         except Exception:

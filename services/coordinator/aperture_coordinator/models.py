@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -114,6 +115,9 @@ class Mous(Base):
     # `metadata` is taken by the declarative base: the attribute has another name, the column not.
     observation: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonDocument, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The campaign that started the current run, if one did: its jobs are bulk work, dispatched behind
+    # users' work (state.py); None for a run a person asked for.
+    campaign_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -189,6 +193,10 @@ class Attempt(Base):
     error_class: Mapped[ErrorClass | None] = mapped_column(EnumText(ErrorClass), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The run ledger's figures, as the worker reported them.
+    peak_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    software_version: Mapped[str] = mapped_column(String(64), default="")
+    log_key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="attempts")
 

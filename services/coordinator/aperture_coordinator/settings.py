@@ -87,6 +87,11 @@ class CoordinatorSettings(CommonSettings):
     max_request_product_bytes: int = Field(
         50 * 10**9, ge=1, description="the estimated product size a user's request may reach"
     )
+    bulk_queued_per_stage: int = Field(
+        2, ge=1,
+        description="campaign jobs that may wait in one stage's queue at once; users' jobs wait behind at most "
+        "this many (the rest of a campaign's ready jobs are held back in the database)",
+    )
     request_cleanup_grace_s: float = Field(
         30.0, ge=0,
         description="a cancelled request's outputs are deleted this long after the cancel (and after any late "

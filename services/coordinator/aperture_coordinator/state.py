@@ -38,7 +38,7 @@ from aperture_contracts.ids import mous_key
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.requests import RequestCreate, RequestState
 from aperture_contracts.storage import ObjectRef
-from sqlalchemy import CompoundSelect, and_, exists, or_, select, union
+from sqlalchemy import CompoundSelect, and_, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
@@ -101,6 +101,7 @@ class Submission:
     package: ObjectRef
     package_name: str
     rerun: bool = False
+    campaign_id: str | None = None  # a campaign's run is bulk work, dispatched behind users' work
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,39 @@ def object_kind(mous_id: str, key: str) -> str:
     if key.startswith(f"mous/{mous_key(mous_id)}/work/"):
         return "work"
     return "other"
+
+
+class _BulkAdmission:
+    """How many more campaign jobs each stage's queue may take in this transaction.
+
+    Quorum queues have no message priorities before RabbitMQ 4.0, so priority is kept at the source: the
+    coordinator holds a campaign's ready jobs back while `limit` of them already wait (dispatched, not
+    started) in their stage's queue. A user's job (a run a person submitted, a request's) is dispatched at
+    once and waits behind at most `limit` campaign jobs per stage, however large the campaign. Two MOUS
+    advanced at the same moment in separate transactions can overshoot the limit by a little; it is a
+    bound on waiting, not an exact count.
+    """
+
+    def __init__(self, session: Session, limit: int) -> None:
+        self.session = session
+        self.limit = limit
+        self._queued: dict[Stage, int] | None = None
+
+    def admit(self, stage: Stage) -> bool:
+        if self._queued is None:
+            rows = self.session.execute(
+                select(Job.stage, func.count())
+                .join(Mous, Mous.id == Job.mous_id)
+                .where(Job.state == JobState.DISPATCHED, Mous.campaign_id.is_not(None))
+                .where(Job.request_version_pk.is_(None))
+                .group_by(Job.stage)
+            )
+            self._queued = {stage_: count for stage_, count in rows}
+        queued = self._queued.get(stage, 0)
+        if queued >= self.limit:
+            return False
+        self._queued[stage] = queued + 1
+        return True
 
 
 class Coordinator:
@@ -209,6 +243,7 @@ class Coordinator:
             mous.package_name = submission.package_name
             mous.observation = None
             mous.cancelled_at = None
+            mous.campaign_id = submission.campaign_id
             session.flush()
             self._record_objects(session, mous.id, None, [submission.package], now)
             jobs = self._add_planned_jobs(session, mous, plan_processing(mous.id, mous.run, None), [], now)
@@ -326,17 +361,19 @@ class Coordinator:
 
     def _move_jobs(self, session: Session, mous: Mous, jobs: list[Job], now: datetime) -> None:
         """Dispatch what is ready or due, fail what went silent. Jobs come in planning order, so a job is
-        looked at after the jobs it depends on."""
+        looked at after the jobs it depends on. A campaign's jobs are dispatched only while few of them wait
+        in their stage's queue (`_BulkAdmission`), so a user's job never queues behind a campaign's backlog."""
+        admission = _BulkAdmission(session, self.settings.bulk_queued_per_stage) if mous.campaign_id else None
         for job in jobs:
             if job.state in (JobState.PLANNED, JobState.WAITING_FOR_SERVICE):
                 if all(dependency.state == JobState.SUCCEEDED for dependency in job.depends_on):
                     if self._can_dispatch(job.stage):
-                        self._dispatch(session, mous, job, now)
+                        self._dispatch_admitted(session, mous, job, admission, now)
                     elif job.state == JobState.PLANNED:
                         reason = f"the {job.stage.value} service is not deployed yet"
                         self._set_job_state(job, JobState.WAITING_FOR_SERVICE, reason, now)
             elif job.state == JobState.RETRY_WAIT and job.not_before is not None and job.not_before <= now:
-                self._dispatch(session, mous, job, now)
+                self._dispatch_admitted(session, mous, job, admission, now)
             elif job.state == JobState.RUNNING:
                 attempt = job.current_attempt()
                 limit = self._silence_limit(job.stage)
@@ -348,6 +385,20 @@ class Coordinator:
                         "the worker probably died and the broker gave up on the job message"
                     )
                     self._fail_attempt(session, mous, jobs, job, ErrorClass.TIMEOUT, message, "", now)
+
+    def _dispatch_admitted(
+        self, session: Session, mous: Mous, job: Job, admission: "_BulkAdmission | None", now: datetime
+    ) -> None:
+        if admission is None or job.request_version_pk is not None or admission.admit(job.stage):
+            self._dispatch(session, mous, job, now)
+            return
+        reason = (
+            f"behind users' work: {admission.limit} jobs of campaigns already wait in the {job.stage.value} queue; "
+            "dispatched when one of them starts"
+        )
+        held = JobState.PLANNED if job.state == JobState.WAITING_FOR_SERVICE else job.state
+        if (job.state, job.reason) != (held, reason):
+            self._set_job_state(job, held, reason, now)
 
     def _can_dispatch(self, stage: Stage) -> bool:
         """The stage's service is deployed, and the coordinator knows how to write its job message."""
@@ -444,6 +495,7 @@ class Coordinator:
         elif isinstance(event, JobFailed):
             attempt.worker = attempt.worker or event.worker
             attempt.started_at = attempt.started_at or event.at - timedelta(seconds=event.duration_s)
+            self._record_ledger(attempt, event)
             if event.log is not None:
                 self._record_objects(session, mous.id, job.pk, [event.log], now)
             detail = self._fail_attempt(
@@ -475,6 +527,7 @@ class Coordinator:
         attempt.started_at = attempt.started_at or event.at - timedelta(seconds=event.duration_s)
         attempt.ended_at = event.at
         attempt.outcome = JobState.SUCCEEDED
+        self._record_ledger(attempt, event)
         job.result = {
             "duration_s": event.duration_s,
             "result": event.result.model_dump(mode="json"),
@@ -757,6 +810,12 @@ class Coordinator:
                 created_at=now,
             )
         )
+
+    @staticmethod
+    def _record_ledger(attempt: Attempt, event: JobSucceeded | JobFailed) -> None:
+        attempt.peak_memory_mb = event.peak_memory_mb
+        attempt.software_version = event.software_version[:64]
+        attempt.log_key = event.log.key if event.log is not None else None
 
     @staticmethod
     def _end_open_attempt(job: Job, outcome: JobState, now: datetime) -> None:
