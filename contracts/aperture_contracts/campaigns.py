@@ -19,7 +19,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from aperture_contracts.enums import ErrorClass
+from aperture_contracts.enums import ErrorClass, Recipe
 from aperture_contracts.ids import MousId
 
 # Names are the campaign's identity (submitting the same name again adds to it), so they are plain words.
@@ -71,6 +71,7 @@ class CampaignCreate(BaseModel):
     name: str = Field(pattern=CAMPAIGN_NAME_PATTERN, examples=["cycle10-reimage"])
     pipeline_version: str = Field(min_length=1, max_length=64, examples=["2026.1"])
     parameters: dict[str, JsonValue] = Field(default_factory=dict, description="recorded with the campaign")
+    recipe: Recipe = Field(Recipe.FULL, description="what each run makes: full, or quicklook (continuum only)")
     members: list[CampaignMember] | None = Field(None, max_length=100_000)
     manifest_key: str | None = Field(
         None, min_length=1, max_length=1024, description="an object of JSON lines, one CampaignMember each"
@@ -99,6 +100,7 @@ class CampaignView(BaseModel):
     state: CampaignState
     reason: str = Field(description="why it is in this state, for a person")
     pipeline_version: str
+    recipe: Recipe = Recipe.FULL
     parameters: dict[str, JsonValue]
     max_in_flight: int
     members: dict[MemberState, int] = Field(description="how many members are in each state (every state)")

@@ -60,6 +60,15 @@ class MousState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Recipe(StrEnum):
+    """What a run of an MOUS makes."""
+
+    FULL = "full"  # everything: continuum images, continuum subtraction and cubes, previews, footprints, export
+    # Continuum only (per-spw mfs and the aggregate, with previews and the export): a campaign's first pass
+    # over its holdings, or a test's, at a fraction of the cost (no continuum subtraction, no cubes).
+    QUICKLOOK = "quicklook"
+
+
 class ErrorClass(StrEnum):
     """Why a job failed. The coordinator's retry policy is keyed on it."""
 

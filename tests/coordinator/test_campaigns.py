@@ -20,7 +20,7 @@ from aperture_contracts.campaigns import (
     CampaignView,
     MemberState,
 )
-from aperture_contracts.enums import ErrorClass, MousState, Stage
+from aperture_contracts.enums import ErrorClass, MousState, Recipe, Stage
 from aperture_coordinator import campaign_report, campaigns
 from aperture_coordinator.api import CoordinatorServices, create_app
 from aperture_coordinator.auth import ApiIdentity, Role
@@ -624,3 +624,18 @@ def test_a_package_missing_at_submission_time_is_a_bad_input_failure_not_a_crash
     assert campaigns.retry(database, "cycle10", ErrorClass.BAD_INPUT, "olga", clock())[1] == 1
     run_to_the_end(feeder, coordinator, database, clock)
     assert members_of(database)[archive_mous_id(0)].state is MemberState.COMPLETED
+
+
+def test_a_campaigns_runs_are_its_recipe_and_its_bulk_work(
+    coordinator: Coordinator, database: Database, clock: FakeClock, store: ListingObjectStore,
+    feeder: CampaignFeeder,
+) -> None:
+    members = fill_archive(store, 2)
+    submitted = create(database, store, clock, members=members, recipe="quicklook")
+    assert view(database).recipe is Recipe.QUICKLOOK
+    assert feeder.feed() == 2
+    for member in members:
+        mous = load_mous(database, member["mous_id"])
+        assert (mous.recipe, mous.campaign_id) == (Recipe.QUICKLOOK, submitted.campaign.campaign_id)
+    with pytest.raises(campaigns.CampaignConflict, match="runs the quicklook recipe, not full"):
+        create(database, store, clock, members=members, recipe="full")

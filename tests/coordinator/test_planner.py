@@ -4,7 +4,7 @@ import math
 import re
 
 import pytest
-from aperture_contracts.enums import ImagingKind, Stage
+from aperture_contracts.enums import ImagingKind, Recipe, Stage
 from aperture_coordinator.planner import JobGraph, PlannedJob, channel_chunks, plan_processing, target_slugs
 
 from .factories import MOUS_ID, grid_metadata, metadata_for
@@ -254,3 +254,15 @@ def test_only_spws_larger_than_a_chunk_are_chunked() -> None:
     assert {job.spw_id for job in graph.by_stage(Stage.IMAGING, "cube_chunk")} == {wide.spw_id}
     assert len(graph.by_stage(Stage.IMAGING, "cube_chunk")) == 15
     assert graph.job("r1.imaging.cube.ngc_1068.spw25").depends_on == ("r1.imaging.contsub.ngc_1068",)
+
+
+@pytest.mark.parametrize(("targets", "spws"), GRIDS)
+def test_the_quicklook_recipe_makes_continuum_images_only_3_plus_3nm_plus_2n_jobs(targets: int, spws: int) -> None:
+    graph = plan_processing(MOUS_ID, 1, grid_metadata(targets, spws), recipe=Recipe.QUICKLOOK)
+    n, m = targets, spws
+    assert len(graph) == 3 + 3 * n * m + 2 * n
+    kinds = {job.kind for job in graph.by_stage(Stage.IMAGING)}
+    assert kinds <= {ImagingKind.MFS.value, ImagingKind.CONT.value}
+    assert len(graph.by_stage(Stage.PREVIEWS)) == n * (m + 1) and not graph.by_stage(Stage.FOOTPRINT)
+    (export,) = graph.by_stage(Stage.EXPORT)
+    assert set(export.depends_on) == {job.job_id for job in graph.by_stage(Stage.PREVIEWS)} or n == 0

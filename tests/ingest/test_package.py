@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aperture_contracts.packaging import RESTORE_MANIFEST_NAME
 from aperture_ingest.package import unpack_package
-from aperture_shared.errors import BadInput
+from aperture_shared.errors import BadInput, CorruptInput
 from real_measurement_sets import MWA, VLA
 
 
@@ -134,8 +134,15 @@ def test_a_truncated_compressed_archive_is_refused_as_damaged(vla, tmp_path):
     archive = make_tar(tmp_path / "obs.tar.gz", {VLA: vla}, "w:gz")
     with archive.open("r+b") as stream:
         stream.truncate(archive.stat().st_size // 2)
-    with pytest.raises(BadInput, match="damaged or truncated"):
+    with pytest.raises(CorruptInput, match="damaged or truncated"):
         unpack_package(archive, tmp_path / "unpacked")
+
+
+def test_compressed_garbage_is_corrupt_input_not_a_wrong_kind_of_file(tmp_path):
+    path = tmp_path / "obs.ms.tar"
+    path.write_bytes(b"\x1f\x8b cut short by a failed copy" * 20)
+    with pytest.raises(CorruptInput, match="is a gzip-compressed file that does not decompress to a tar archive"):
+        unpack_package(path, tmp_path / "unpacked")
 
 
 def test_an_archive_without_an_ms_says_what_it_holds(tmp_path):

@@ -41,7 +41,7 @@ from aperture_contracts.campaigns import (
     CampaignView,
     MemberState,
 )
-from aperture_contracts.enums import ErrorClass, JobState, MousState
+from aperture_contracts.enums import ErrorClass, JobState, MousState, Recipe
 from aperture_shared.errors import JobError, StorageError
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
@@ -119,7 +119,7 @@ def view_of(session: Session, campaign: Campaign) -> CampaignView:
     counts = member_counts(session, campaign.id)
     return CampaignView(
         campaign_id=campaign.id, name=campaign.name, state=campaign.state, reason=campaign.reason,
-        pipeline_version=campaign.pipeline_version, parameters=campaign.parameters,
+        pipeline_version=campaign.pipeline_version, parameters=campaign.parameters, recipe=campaign.recipe,
         max_in_flight=campaign.max_in_flight, members=counts, total=sum(counts.values()),
         created_at=campaign.created_at, updated_at=campaign.updated_at,
     )
@@ -170,7 +170,7 @@ def _create(
         if campaign is None:
             campaign = Campaign(
                 id=new_campaign_id(), name=body.name, pipeline_version=body.pipeline_version,
-                parameters=body.parameters, state=CampaignState.ACTIVE, reason="submitted",
+                parameters=body.parameters, recipe=body.recipe, state=CampaignState.ACTIVE, reason="submitted",
                 max_in_flight=body.max_in_flight, created_at=now, updated_at=now,
             )
             session.add(campaign)
@@ -211,6 +211,11 @@ def _check_same_campaign(campaign: Campaign, body: CampaignCreate) -> None:
             f"campaign {campaign.name} runs pipeline version {campaign.pipeline_version}, not "
             f"{body.pipeline_version}; {remedy}",
             "pipeline_version",
+        )
+    if campaign.recipe != body.recipe:
+        raise CampaignConflict(
+            f"campaign {campaign.name} runs the {campaign.recipe.value} recipe, not {body.recipe.value}; {remedy}",
+            "recipe",
         )
     if campaign.parameters != body.parameters:
         raise CampaignConflict(
@@ -392,6 +397,7 @@ class Claim:
     object_key: str
     run: int
     rerun: bool
+    recipe: Recipe = Recipe.FULL
 
 
 class CampaignFeeder:
@@ -466,7 +472,7 @@ class CampaignFeeder:
                 member.state, member.run, member.submitted_at = MemberState.SUBMITTED, (current or 0) + 1, now
                 member.message = "being submitted"
                 claims.append(Claim(member.pk, campaign.id, member.mous_id, member.object_key, member.run,
-                                    rerun=current is not None))
+                                    rerun=current is not None, recipe=campaign.recipe))
             return claims
 
     def _submit(self, claim: Claim) -> int | None:
@@ -491,7 +497,7 @@ class CampaignFeeder:
             return 0
         submission = Submission(
             claim.mous_id, package, safe_package_name(claim.object_key), rerun=claim.rerun,
-            campaign_id=claim.campaign_id,
+            campaign_id=claim.campaign_id, recipe=claim.recipe,
         )
         try:
             outcome = self.coordinator.submit(submission)

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from aperture_contracts.campaigns import CampaignState, MemberState
-from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
+from aperture_contracts.enums import ErrorClass, JobState, MousState, Recipe, Stage
 from aperture_contracts.requests import RequestState
 from sqlalchemy import (
     JSON,
@@ -118,6 +118,7 @@ class Mous(Base):
     # The campaign that started the current run, if one did: its jobs are bulk work, dispatched behind
     # users' work (state.py); None for a run a person asked for.
     campaign_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    recipe: Mapped[Recipe] = mapped_column(EnumText(Recipe), default=Recipe.FULL, doc="what the current run makes")
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -322,6 +323,7 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     pipeline_version: Mapped[str] = mapped_column(String(64))
     parameters: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    recipe: Mapped[Recipe] = mapped_column(EnumText(Recipe), default=Recipe.FULL)
     state: Mapped[CampaignState] = mapped_column(EnumText(CampaignState), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     max_in_flight: Mapped[int] = mapped_column(Integer)

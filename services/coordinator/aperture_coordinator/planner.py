@@ -30,6 +30,10 @@ imaging (cheap: a concatenation along the spectral axis):
 Such a cube has K + 1 jobs instead of one, and 2K edges instead of one; everything after the cube job
 is as for a cube imaged in one job.
 
+The quick-look recipe (Recipe.QUICKLOOK: a campaign's first pass, or a test's) makes the continuum images
+only: no contsub, no cubes and no footprints, i.e. M_t findcont, M_t mfs, 1 cont and M_t + 1 previews jobs
+per target (3·M_t + 2), and 3 + Σ_t (3·M_t + 2) jobs in all.
+
 Job ids are readable and deterministic: the run, the stage, the imaging kind, a slug of the target name
 and the spw, e.g. `r1.imaging.cube.ngc_1068.spw25` or `r2.footprint.cont.ngc_1068`; chunks end in their
 number, counted from 1: `r1.imaging.cube_chunk.ngc_1068.spw25.c1of4`.
@@ -41,7 +45,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aperture_contracts.enums import ImagingKind, Stage
+from aperture_contracts.enums import ImagingKind, Recipe, Stage
 from aperture_contracts.imaging import ChannelChunk
 from aperture_contracts.metadata import MousMetadata
 
@@ -166,10 +170,12 @@ def channel_chunks(total_channels: int, chunk_channels: int) -> list[ChannelChun
 
 
 def plan_processing(
-    mous_id: str, run: int, metadata: MousMetadata | None, *, cube_chunk_channels: int = 0
+    mous_id: str, run: int, metadata: MousMetadata | None, *, cube_chunk_channels: int = 0,
+    recipe: Recipe = Recipe.FULL,
 ) -> JobGraph:
-    """The job graph of run `run` of an MOUS: ingest alone until `metadata` is known, then everything.
-    cube_chunk_channels: cubes with more native channels than this are imaged in chunks (0: never)."""
+    """The job graph of run `run` of an MOUS: ingest alone until `metadata` is known, then everything the
+    recipe makes. cube_chunk_channels: cubes with more native channels than this are imaged in chunks (0:
+    never)."""
     if run < 1:
         raise ValueError(f"run numbers start at 1, got {run}")
     prefix = f"r{run}"
@@ -186,7 +192,7 @@ def plan_processing(
     chunks = {spw: channel_chunks(channels, cube_chunk_channels) for spw, channels in spw_channels(metadata).items()}
     for target, spws in spws_of.items():
         if spws:
-            jobs.extend(_target_jobs(prefix, target, slugs[target], spws, calibration.job_id, chunks))
+            jobs.extend(_target_jobs(prefix, target, slugs[target], spws, calibration.job_id, chunks, recipe))
 
     depended_on = {dep for job in jobs for dep in job.depends_on}
     leaves = tuple(job.job_id for job in jobs if job.job_id not in depended_on)
@@ -196,7 +202,7 @@ def plan_processing(
 
 def _target_jobs(
     prefix: str, target: str, slug: str, spws: list[int], calibration: str,
-    chunks_of: Mapping[int, list[ChannelChunk]],
+    chunks_of: Mapping[int, list[ChannelChunk]], recipe: Recipe = Recipe.FULL,
 ) -> list[PlannedJob]:
     """Continuum finding, continuum subtraction, images (cubes in chunks where `chunks_of` has some for the
     spw), previews and footprints of one target."""
@@ -223,9 +229,12 @@ def _target_jobs(
             spw_id=spw, depends_on=tuple(depends_on), params=params,
         )
 
-    contsub = imaging(ImagingKind.CONTSUB, None, every_findcont)
     mfs = [imaging(ImagingKind.MFS, spw, (findcont[spw].job_id,)) for spw in spws]
     cont = imaging(ImagingKind.CONT, None, every_findcont)
+    if recipe is Recipe.QUICKLOOK:
+        previews = [_follow_up(prefix, Stage.PREVIEWS, image, target) for image in [*mfs, cont]]
+        return [*findcont.values(), *mfs, cont, *previews]
+    contsub = imaging(ImagingKind.CONTSUB, None, every_findcont)
     cube_chunks = {
         spw: [imaging(ImagingKind.CUBE_CHUNK, spw, (contsub.job_id,), chunk) for chunk in chunks_of.get(spw, [])]
         for spw in spws
@@ -239,13 +248,15 @@ def _target_jobs(
     image_jobs = [*mfs, cont, *cubes]
     follow_ups: list[PlannedJob] = []
     for stage in (Stage.PREVIEWS, Stage.FOOTPRINT):
-        for image in image_jobs:
-            image_name = image.job_id.removeprefix(f"{prefix}.imaging.")
-            follow_ups.append(
-                PlannedJob(
-                    f"{prefix}.{stage.value}.{image_name}", stage, kind=image.kind, target=target,
-                    spw_id=image.spw_id, depends_on=(image.job_id,), params={"image_job": image.job_id},
-                )
-            )
+        follow_ups += [_follow_up(prefix, stage, image, target) for image in image_jobs]
     every_chunk = [chunk for spw in spws for chunk in cube_chunks[spw]]
     return [*findcont.values(), contsub, *mfs, cont, *every_chunk, *cubes, *follow_ups]
+
+
+def _follow_up(prefix: str, stage: Stage, image: PlannedJob, target: str) -> PlannedJob:
+    """The previews or footprint job of an image job."""
+    image_name = image.job_id.removeprefix(f"{prefix}.imaging.")
+    return PlannedJob(
+        f"{prefix}.{stage.value}.{image_name}", stage, kind=image.kind, target=target, spw_id=image.spw_id,
+        depends_on=(image.job_id,), params={"image_job": image.job_id},
+    )

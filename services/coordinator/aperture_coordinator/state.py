@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from aperture_contracts import topology
-from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
+from aperture_contracts.enums import ErrorClass, JobState, MousState, Recipe, Stage
 from aperture_contracts.events import CancelJobs, IngestResult, JobEvent, JobFailed, JobStarted, JobSucceeded
 from aperture_contracts.ids import mous_key
 from aperture_contracts.metadata import MousMetadata
@@ -102,6 +102,7 @@ class Submission:
     package_name: str
     rerun: bool = False
     campaign_id: str | None = None  # a campaign's run is bulk work, dispatched behind users' work
+    recipe: Recipe = Recipe.FULL
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ class Coordinator:
             mous.observation = None
             mous.cancelled_at = None
             mous.campaign_id = submission.campaign_id
+            mous.recipe = submission.recipe
             session.flush()
             self._record_objects(session, mous.id, None, [submission.package], now)
             jobs = self._add_planned_jobs(session, mous, plan_processing(mous.id, mous.run, None), [], now)
@@ -551,7 +553,9 @@ class Coordinator:
     ) -> list[Job]:
         """Ingest described the data: plan the rest of the run's jobs."""
         mous.observation = metadata.model_dump(mode="json")
-        graph = plan_processing(mous.id, mous.run, metadata, cube_chunk_channels=self.settings.cube_chunk_channels)
+        graph = plan_processing(
+            mous.id, mous.run, metadata, cube_chunk_channels=self.settings.cube_chunk_channels, recipe=mous.recipe
+        )
         expanded = self._add_planned_jobs(session, mous, graph, jobs, now)
         log.info("MOUS %s: planned %d jobs after ingest", mous.id, len(expanded) - len(jobs))
         return expanded

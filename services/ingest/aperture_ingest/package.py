@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from aperture_contracts.packaging import RESTORE_MANIFEST_NAME
-from aperture_shared.errors import BadInput
+from aperture_shared.errors import BadInput, CorruptInput
 
 from aperture_ingest.tables_on_disk import (
     describe_file,
@@ -91,6 +91,14 @@ def _extract_archive(archive: Path, into: Path) -> None:
     try:
         tar = tarfile.open(archive, mode="r:*")
     except tarfile.TarError:
+        what = describe_file(archive)
+        if what.endswith("-compressed file"):
+            # Compressed data that do not decompress to a tar: cut short or damaged on the way, not a
+            # wrong kind of file (a campaign report counts it as corrupt input; no retry can help).
+            raise CorruptInput(
+                f"{archive.name} is {what} that does not decompress to a tar archive: it is damaged or cut "
+                "short (e.g. by an interrupted copy or upload). Upload it again.",
+            ) from None
         raise BadInput(
             f"{archive.name} is {describe_file(archive)}, not a tar archive. Submit a Measurement Set "
             "packed with tar (optionally compressed with gzip, bzip2 or xz), e.g. "
@@ -100,7 +108,7 @@ def _extract_archive(archive: Path, into: Path) -> None:
         try:
             members = tar.getmembers()
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise BadInput(
+            raise CorruptInput(
                 f"{archive.name} is a damaged or truncated archive ({error}). Upload it again.",
                 detail=repr(error),
             ) from error
@@ -113,7 +121,7 @@ def _extract_archive(archive: Path, into: Path) -> None:
         except tarfile.FilterError as error:
             raise BadInput(f"{archive.name}: refused to extract {error}.", detail=repr(error)) from error
         except (tarfile.TarError, EOFError) as error:
-            raise BadInput(
+            raise CorruptInput(
                 f"{archive.name} is damaged or truncated; extraction stopped ({error}). Upload it again.",
                 detail=repr(error),
             ) from error

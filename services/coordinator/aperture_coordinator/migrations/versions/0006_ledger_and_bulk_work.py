@@ -1,5 +1,6 @@
-"""The run ledger's figures per attempt (peak memory, the worker's Aperture version, the log), and which
-campaign started an MOUS's current run (its jobs are bulk work, dispatched behind users' work).
+"""The run ledger's figures per attempt (peak memory, the worker's Aperture version, the log), which
+campaign started an MOUS's current run (its jobs are bulk work, dispatched behind users' work), and the
+recipe of a run and of a campaign (full, or quicklook: continuum only).
 
 Revision ID: 0006
 Revises: 0005
@@ -24,12 +25,18 @@ def upgrade() -> None:
         attempts.add_column(sa.Column("log_key", sa.String(1024), nullable=True))
     with op.batch_alter_table("mous") as mous:
         mous.add_column(sa.Column("campaign_id", sa.String(40), nullable=True))
+        mous.add_column(sa.Column("recipe", sa.String(32), nullable=False, server_default="full"))
         mous.create_index("ix_mous_campaign_id", ["campaign_id"])
+    with op.batch_alter_table("campaigns") as campaigns:
+        campaigns.add_column(sa.Column("recipe", sa.String(32), nullable=False, server_default="full"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns") as campaigns:
+        campaigns.drop_column("recipe")
     with op.batch_alter_table("mous") as mous:
         mous.drop_index("ix_mous_campaign_id")
+        mous.drop_column("recipe")
         mous.drop_column("campaign_id")
     with op.batch_alter_table("attempts") as attempts:
         for column in ("log_key", "software_version", "peak_memory_mb"):
