@@ -286,3 +286,24 @@ async def test_whoami_names_the_tokens_user_and_role(client: httpx.AsyncClient) 
     assert (await client.get(f"{REQUESTS}/whoami", headers=ALICE)).json() == {"user": "alice", "role": "user"}
     assert (await client.get(f"{REQUESTS}/whoami", headers=OPERATOR)).json()["role"] == "operator"
     assert (await client.get(f"{REQUESTS}/whoami")).status_code == 401
+
+
+async def test_a_quicklook_mous_takes_continuum_requests_and_refuses_cubes_saying_why(
+    client: httpx.AsyncClient, coordinator: Coordinator, database: Database, clock: FakeClock
+) -> None:
+    from aperture_contracts.enums import Recipe
+    from aperture_coordinator.state import Submission
+
+    from .factories import object_ref, run_wave
+
+    package = object_ref("mous/uid___A001_X2fa_X2dd/input/uid___A001_X2fa_X2dd.ms.tar", b"package")
+    coordinator.submit(Submission(MOUS_ID, package, "uid___A001_X2fa_X2dd.ms.tar", recipe=Recipe.QUICKLOOK))
+    while run_wave(coordinator, database, clock):
+        pass
+    assert load_mous(database).state is MousState.COMPLETED
+    refused = await client.post(REQUESTS, headers=ALICE, json={"mous_id": MOUS_ID, "cubes": [cube()]})
+    assert refused.status_code == 409 and "quick-look recipe" in refused.json()["errors"][0]["message"]
+    accepted = await create(client, ALICE, cubes=[], robust=1.0)
+    version = accepted.versions[0]
+    kinds = sorted(job.kind for job in version.jobs if job.stage is Stage.IMAGING)
+    assert kinds == ["cont", "cont", "mfs", "mfs", "mfs", "mfs"] and version.state is RequestState.QUEUED

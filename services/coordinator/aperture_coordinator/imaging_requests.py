@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aperture_contracts.enums import ImagingKind, JobState, MousState, Stage
+from aperture_contracts.enums import ImagingKind, JobState, MousState, Recipe, Stage
 from aperture_contracts.imaging import ImageProduct, ProductSizeLimits
 from aperture_contracts.metadata import MousMetadata, SpectralWindow
 from aperture_contracts.products import PreviewsResult
@@ -81,6 +81,12 @@ def check_request(mous: Mous | None, body: RequestCreate) -> list[RequestProblem
         return [RequestProblem(
             "mous_id", f"MOUS {mous.id} is {mous.state.value}, not completed: requests image an MOUS whose "
             "processing has finished; ask again when it has", 409,
+        )]
+    if body.cubes and mous.recipe is Recipe.QUICKLOOK:
+        return [RequestProblem(
+            "cubes", f"MOUS {mous.id} was processed with the quick-look recipe (continuum only), so it has no "
+            "continuum-subtracted data to make cubes from: ask for continuum images only, or ask an operator to "
+            "process it in full", 409,
         )]
     spws = _spws(MousMetadata.model_validate(mous.observation))
     problems: list[RequestProblem] = []

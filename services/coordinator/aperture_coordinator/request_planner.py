@@ -19,7 +19,7 @@ unique within the MOUS, and its products go under the version's own folder (`req
 
 from collections.abc import Callable
 
-from aperture_contracts.enums import ImagingKind, Stage
+from aperture_contracts.enums import ImagingKind, Recipe, Stage
 from aperture_contracts.ids import mous_key
 from aperture_contracts.imaging import ImagingOverrides
 from aperture_contracts.metadata import MousMetadata
@@ -51,9 +51,11 @@ def plan_request_version(
     version: int,
     parameters: RequestCreate,
     overrides_for: OverridesFor,
+    recipe: Recipe = Recipe.FULL,
 ) -> JobGraph:
-    """The version's images and their previews, depending on run `run`'s continuum finding and subtraction."""
-    pipeline = plan_processing(mous_id, run, metadata)
+    """The version's images and their previews, depending on run `run`'s continuum finding and subtraction
+    (a run of the quick-look recipe has none: it takes requests for continuum images only)."""
+    pipeline = plan_processing(mous_id, run, metadata, recipe=recipe)
     prefix = version_job_prefix(request_id, version)
     products_prefix = request_products_prefix(mous_id, request_id, version)
     cube_axes = {cube.spw_id: cube.spectral_axis for cube in parameters.cubes}
@@ -86,8 +88,10 @@ def plan_request_version(
         findcont = {spw: pipeline_job(Stage.FINDCONT, "", target, spw) for spw in spws}
         images = [image(ImagingKind.MFS, target, spw, (findcont[spw],)) for spw in spws]
         images.append(image(ImagingKind.CONT, target, None, tuple(findcont.values())))
-        contsub = pipeline_job(Stage.IMAGING, ImagingKind.CONTSUB.value, target, None)
-        images += [image(ImagingKind.CUBE, target, spw, (contsub,)) for spw in spws if spw in cube_axes]
+        cube_spws = [spw for spw in spws if spw in cube_axes]
+        if cube_spws:
+            contsub = pipeline_job(Stage.IMAGING, ImagingKind.CONTSUB.value, target, None)
+            images += [image(ImagingKind.CUBE, target, spw, (contsub,)) for spw in cube_spws]
         jobs += images
         jobs += [
             PlannedJob(

@@ -692,7 +692,8 @@ class Coordinator:
         metadata = MousMetadata.model_validate(mous.observation)
         images, _durations = run_images(session, mous)
         graph = plan_request_version(
-            mous.id, mous.run, metadata, request.id, version.version, parameters, OverridesFromRun(parameters, images)
+            mous.id, mous.run, metadata, request.id, version.version, parameters, OverridesFromRun(parameters, images),
+            mous.recipe,
         )
         run_jobs = self._current_jobs(session, mous)
         jobs = self._add_planned_jobs(session, mous, graph, run_jobs, now, version)[len(run_jobs):]
