@@ -34,6 +34,7 @@ from aperture_cli.command_line import (
     expected_failures,
     transfer_progress,
 )
+from aperture_cli.ledger_commands import ledger_app
 from aperture_cli.packaging import UploadPackage, prepare_upload
 from aperture_cli.request_commands import REQUEST_ID_PREFIX, request_app
 from aperture_cli.views import (
@@ -56,6 +57,7 @@ app = typer.Typer(
 )
 app.add_typer(request_app, name="request")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(ledger_app, name="ledger")
 
 MousIdArgument = Annotated[
     str, typer.Argument(help="MOUS id: uid://A001/X2fa/X2dd, uid___A001_X2fa_X2dd or aperture-<hex>.")

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from aperture_contracts import api, campaigns, events, jobs, manifest, obscore, packaging, reports, topology
+from aperture_contracts import api, campaigns, events, jobs, ledger, manifest, obscore, packaging, reports, topology
 from aperture_contracts.enums import Stage
 from aperture_contracts.version import SCHEMA_VERSION
 
@@ -51,6 +51,8 @@ DOCUMENT_MODELS: dict[str, type[BaseModel]] = {
     "CampaignList": campaigns.CampaignList,
     "CampaignRetried": campaigns.CampaignRetried,
     "CampaignReport": campaigns.CampaignReport,
+    "LedgerPage": ledger.LedgerPage,
+    "LedgerSummary": ledger.LedgerSummary,
 }
 
 

@@ -27,11 +27,12 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from aperture_coordinator.auth import Unauthenticated
+from aperture_coordinator.auth import Forbidden, Unauthenticated
 from aperture_coordinator.campaigns_api import campaigns_router
 from aperture_coordinator.db import Database
 from aperture_coordinator.imaging_requests import RequestRefused, UnknownRequest
 from aperture_coordinator.job_messages import input_prefix
+from aperture_coordinator.ledger_api import ledger_router
 from aperture_coordinator.metrics import SUBMISSIONS, DatabaseStateCollector
 from aperture_coordinator.queries import list_mous, mous_detail, mous_summary
 from aperture_coordinator.requests_api import requests_router
@@ -213,6 +214,10 @@ def create_app(
         response = problem(401, str(error), [{"field": "Authorization", "message": str(error)}])
         response.headers["WWW-Authenticate"] = 'Bearer realm="aperture"'
         return response
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_request: Request, error: Forbidden) -> JSONResponse:
+        return problem(403, str(error), [{"field": "Authorization", "message": str(error)}])
 
     @app.exception_handler(RequestRefused)
     async def _request_refused(_request: Request, error: RequestRefused) -> JSONResponse:
@@ -401,6 +406,7 @@ def create_app(
     app.include_router(
         campaigns_router(settings, services.coordinator, services.store, lambda: services.notify_outbox())
     )
+    app.include_router(ledger_router(settings, services.database))
     mount_web_ui(app)
 
     # -- operations ------------------------------------------------------------------------------------

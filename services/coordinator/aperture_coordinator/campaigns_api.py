@@ -23,13 +23,13 @@ from aperture_contracts.campaigns import (
     CampaignView,
 )
 from aperture_contracts.enums import ErrorClass
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from aperture_coordinator import campaign_report, campaigns
-from aperture_coordinator.auth import Caller, caller_of
+from aperture_coordinator.auth import Caller, operator_only
 from aperture_coordinator.campaign_sources import CampaignProblem, PackageLookup
 from aperture_coordinator.campaigns import CampaignFeeder
 from aperture_coordinator.settings import CoordinatorSettings
@@ -49,10 +49,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (503, "the object store cannot be read now"),
     )
 }
-
-
-class Forbidden(CampaignProblem):
-    status = 403
 
 
 def problem_response(problem: CampaignProblem) -> JSONResponse:
@@ -85,14 +81,7 @@ def campaigns_router(
     database, clock = coordinator.database, coordinator.clock
     feeder = CampaignFeeder(coordinator, store)
 
-    def operator(authorization: Annotated[str | None, Header(description="Bearer <token>")] = None) -> Caller:
-        who = caller_of(authorization, settings.api_tokens, settings.production)
-        if not who.operator:
-            raise Forbidden(
-                f"campaigns are run by operators, and {who.user}'s token is a user's: ask an operator", "Authorization"
-            )
-        return who
-
+    operator = operator_only(settings.api_tokens, settings.production, "campaigns are run by operators")
     Operator = Annotated[Caller, Depends(operator)]
     CampaignId = Annotated[str, PathParam(description="the campaign's id (camp-<hex>) or its name")]
 

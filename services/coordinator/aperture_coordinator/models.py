@@ -180,7 +180,8 @@ class Attempt(Base):
     (`deliveries` counts them); a retry after a failure is a new attempt with a new message."""
 
     __tablename__ = "attempts"
-    __table_args__ = (UniqueConstraint("job_pk", "attempt"),)
+    # dispatched_at: the run ledger is read newest first and by time range.
+    __table_args__ = (UniqueConstraint("job_pk", "attempt"), Index(None, "dispatched_at"))
 
     pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
     job_pk: Mapped[int] = mapped_column(BigIntPk, ForeignKey("jobs.pk", ondelete="CASCADE"))

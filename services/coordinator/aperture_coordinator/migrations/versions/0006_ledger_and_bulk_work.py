@@ -23,6 +23,7 @@ def upgrade() -> None:
         attempts.add_column(sa.Column("peak_memory_mb", sa.Float(), nullable=True))
         attempts.add_column(sa.Column("software_version", sa.String(64), nullable=False, server_default=""))
         attempts.add_column(sa.Column("log_key", sa.String(1024), nullable=True))
+        attempts.create_index("ix_attempts_dispatched_at", ["dispatched_at"])
     with op.batch_alter_table("mous") as mous:
         mous.add_column(sa.Column("campaign_id", sa.String(40), nullable=True))
         mous.add_column(sa.Column("recipe", sa.String(32), nullable=False, server_default="full"))
@@ -39,5 +40,6 @@ def downgrade() -> None:
         mous.drop_column("recipe")
         mous.drop_column("campaign_id")
     with op.batch_alter_table("attempts") as attempts:
+        attempts.drop_index("ix_attempts_dispatched_at")
         for column in ("log_key", "software_version", "peak_memory_mb"):
             attempts.drop_column(column)
