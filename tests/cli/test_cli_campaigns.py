@@ -12,7 +12,6 @@ import pytest
 from aperture_cli.campaign_client import CampaignClient
 from aperture_cli.command_line import ExitCode
 from aperture_cli.errors import ApiError
-from aperture_cli.main import app
 from aperture_contracts.campaigns import CampaignCreate, CampaignReport, MemberState
 from aperture_contracts.enums import ErrorClass, MousState, Stage
 from aperture_coordinator.api import CoordinatorServices, create_app
@@ -31,7 +30,7 @@ from coordinator.campaign_factories import (
 )
 from coordinator.factories import FakeClock, load_mous
 from support.asgi import serving
-from typer.testing import CliRunner
+from support.cli import CliResult, run_aperture
 
 OPERATOR, ALICE = "operator-token", "alice-token"
 TOKENS = {OPERATOR: ApiIdentity(user="olga", role=Role.OPERATOR), ALICE: ApiIdentity(user="alice")}
@@ -73,21 +72,10 @@ def site(tmp_path: Path) -> Iterator[Site]:
         database.dispose()
 
 
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def __repr__(self) -> str:
-        return f"exit {self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
-
 
 def aperture(site: Site, *args: str, token: str | None = OPERATOR) -> CliResult:
     """Run `aperture campaign ARGS --api URL [--token T]` in this process, untouched by the test's environment."""
-    environment: dict[str, str | None] = {"COLUMNS": "200", "APERTURE_API_TOKEN": token, "APERTURE_API_URL": site.url}
-    result = CliRunner(env=environment).invoke(app, ["campaign", *args], catch_exceptions=False)
-    return CliResult(result.exit_code, result.stdout, result.stderr)
+    return run_aperture("campaign", *args, env={"APERTURE_API_TOKEN": token, "APERTURE_API_URL": site.url})
 
 
 def mous_list(tmp_path: Path, site: Site, count: int) -> Path:

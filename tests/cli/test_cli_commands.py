@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aperture_cli.main import ExitCode, app
+from aperture_cli.main import ExitCode
 from aperture_cli.views import progress_view
 from aperture_contracts.enums import JobState, MousState, Stage
 from cli_fakes import (
@@ -19,7 +19,7 @@ from cli_fakes import (
     make_product,
 )
 from rich.console import Console
-from typer.testing import CliRunner
+from support.cli import CliResult, run_aperture
 
 PointCli = Callable[[FakeCoordinator], None]
 
@@ -64,20 +64,9 @@ METADATA = {
 }
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> "CliResult":
-    runner = CliRunner(env={"COLUMNS": "200", **(env or {})})
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    return CliResult(result.exit_code, result.stdout, result.stderr)
+def run(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    return run_aperture(*args, env=dict(env or {}))
 
-
-class CliResult:
-    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
-        self.exit_code = exit_code
-        self.stdout = stdout
-        self.stderr = stderr
-
-    def __repr__(self) -> str:
-        return f"exit {self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
 
 
 def closed_port() -> int:

@@ -12,7 +12,6 @@ import pytest
 from aperture_cli.command_line import ExitCode
 from aperture_cli.ledger_client import LedgerClient, LedgerQuery
 from aperture_cli.ledger_views import MESSAGE_WIDTH, shortened
-from aperture_cli.main import app
 from aperture_contracts.enums import ErrorClass, Stage
 from aperture_contracts.ledger import AttemptOutcome, LedgerPage, LedgerSummary
 from aperture_coordinator.api import CoordinatorServices, create_app
@@ -31,7 +30,7 @@ from coordinator.ledger_factories import (
     play_ledger,
 )
 from support.asgi import serving
-from typer.testing import CliRunner
+from support.cli import CliResult, run_aperture
 
 OPERATOR, ALICE = "operator-token", "alice-token"
 TOKENS = {OPERATOR: ApiIdentity(user="olga", role=Role.OPERATOR), ALICE: ApiIdentity(user="alice")}
@@ -62,21 +61,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
         database.dispose()
 
 
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def __repr__(self) -> str:
-        return f"exit {self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
-
 
 def aperture(site: Site, *args: str, token: str | None = OPERATOR) -> CliResult:
     """Run `aperture ledger ARGS` in this process against the site, untouched by the test's environment."""
-    environment: dict[str, str | None] = {"COLUMNS": "250", "APERTURE_API_TOKEN": token, "APERTURE_API_URL": site.url}
-    result = CliRunner(env=environment).invoke(app, ["ledger", *args], catch_exceptions=False)
-    return CliResult(result.exit_code, result.stdout, result.stderr)
+    return run_aperture(
+        "ledger", *args, env={"APERTURE_API_TOKEN": token, "APERTURE_API_URL": site.url}, columns=250
+    )
 
 
 def table_rows(stdout: str) -> list[list[str]]:

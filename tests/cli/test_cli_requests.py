@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aperture_cli.client import ApertureClient
 from aperture_cli.errors import ApiError
-from aperture_cli.main import ExitCode, app
+from aperture_cli.main import ExitCode
 from aperture_cli.views import format_bytes
 from aperture_contracts.enums import Stage
 from aperture_contracts.imaging import SpectralAxisMode
@@ -25,7 +25,7 @@ from aperture_coordinator.state import Coordinator
 from cli_fakes import FakeCoordinator
 from coordinator.factories import MOUS_ID, InMemoryObjectStore, process_to_completion
 from support.asgi import serving
-from typer.testing import CliRunner
+from support.cli import CliResult, run_aperture
 
 ALICE, BOB = "alice-token", "bob-token"
 TOKENS = {ALICE: ApiIdentity(user="alice"), BOB: ApiIdentity(user="bob")}
@@ -82,22 +82,10 @@ def live_api(completed_database: Path, tmp_path: Path) -> Iterator[LiveApi]:
         database.dispose()
 
 
-@dataclass(frozen=True)
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def __repr__(self) -> str:
-        return f"exit {self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
-
 
 def aperture(*args: str, env: dict[str, str | None] | None = None) -> CliResult:
     """Run `aperture ARGS` in this process; no token or API URL comes from the test's own environment."""
-    environment: dict[str, str | None] = {"COLUMNS": "200", "APERTURE_API_TOKEN": None, "APERTURE_API_URL": None}
-    runner = CliRunner(env=environment | (env or {}))
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    return CliResult(result.exit_code, result.stdout, result.stderr)
+    return run_aperture(*args, env=env)
 
 
 def create(api: LiveApi, *args: str, token: str = ALICE) -> str:
