@@ -20,7 +20,15 @@ from rich.text import Text
 from aperture_cli.campaign_client import CampaignClient
 from aperture_cli.campaign_views import campaign_list_table, campaign_view, member_counts, report_view
 from aperture_cli.client import DEFAULT_API_URL
-from aperture_cli.command_line import ApiUrlOption, TokenOption, consoles, expected_failures
+from aperture_cli.command_line import (
+    ApiUrlOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    TokenOption,
+    consoles,
+    expected_failures,
+)
 
 campaign_app = typer.Typer(
     help="Archive re-processing campaigns (operators): many MOUS, one pipeline version, a bounded number at once.",
@@ -29,7 +37,6 @@ campaign_app = typer.Typer(
 )
 
 CampaignArgument = Annotated[str, typer.Argument(metavar="CAMPAIGN", help="The campaign's id (camp-<hex>) or name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON as it is.")]
 MOUS_LIST_HELP = (
     "A local file listing the members, one per line: a package's object key (the MOUS id is read from its "
     "name), `MOUS_ID OBJECT_KEY`, or a JSON object {\"mous_id\": ..., \"object_key\": ...}; blank lines and "
@@ -144,8 +151,8 @@ def list_command(
     state: Annotated[
         CampaignState | None, typer.Option("--state", case_sensitive=False, help="Only campaigns in this state.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many to show.")] = 20,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip (newest first).")] = 0,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     api: ApiUrlOption = DEFAULT_API_URL,
     token: TokenOption = None,

@@ -74,6 +74,11 @@ TokenOption = Annotated[
     ),
 ]
 
+# The options every listing and every reading command shares.
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500, help="How many to show.")]
+OffsetOption = Annotated[int, typer.Option("--offset", min=0, help="How many to skip (newest first).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON as it is.")]
+
 
 def consoles() -> tuple[Console, Console]:
     """stdout for results, stderr for progress and notes."""

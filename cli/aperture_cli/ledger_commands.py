@@ -15,7 +15,15 @@ from aperture_contracts.enums import ErrorClass, Stage
 from aperture_contracts.ledger import AttemptOutcome
 
 from aperture_cli.client import DEFAULT_API_URL
-from aperture_cli.command_line import ApiUrlOption, TokenOption, consoles, expected_failures
+from aperture_cli.command_line import (
+    ApiUrlOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    TokenOption,
+    consoles,
+    expected_failures,
+)
 from aperture_cli.ledger_client import LedgerClient, LedgerQuery
 from aperture_cli.ledger_views import ledger_table, summary_view
 
@@ -56,7 +64,6 @@ UntilOption = Annotated[
     datetime | None,
     typer.Option("--until", metavar="TIME", parser=moment, help="Dispatched before (ISO 8601; UTC if no zone)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON as it is.")]
 
 # Where to reach the API, which any command reads from the environment too; the other options of `aperture
 # ledger` are the listing's, and given before `summary` they would silently do nothing.
@@ -83,8 +90,8 @@ def entries(
     worker: WorkerOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many to show.")] = 50,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip (newest first).")] = 0,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     api: ApiUrlOption = DEFAULT_API_URL,
     token: TokenOption = None,

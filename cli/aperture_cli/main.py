@@ -29,6 +29,8 @@ from aperture_cli.command_line import (
     EXIT_CODES_HELP,
     ApiUrlOption,
     ExitCode,
+    LimitOption,
+    OffsetOption,
     consoles,
     download_report,
     expected_failures,
@@ -185,8 +187,8 @@ def status(
 
 @app.command("list")
 def list_command(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many to show.")] = 20,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip (newest first).")] = 0,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON as it is.")] = False,
     api: ApiUrlOption = DEFAULT_API_URL,
 ) -> None:

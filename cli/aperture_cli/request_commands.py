@@ -23,6 +23,9 @@ from aperture_cli.client import DEFAULT_API_URL, ApertureClient, version_of
 from aperture_cli.command_line import (
     ApiUrlOption,
     ExitCode,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
     TokenOption,
     consoles,
     download_report,
@@ -58,7 +61,6 @@ request_app = typer.Typer(
 
 REQUEST_ID_PREFIX = "req-"  # request ids are req-<12 hex digits>; no MOUS id starts so
 RequestIdArgument = Annotated[str, typer.Argument(help="Request id, as `create` printed it (req-<hex>).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON as it is.")]
 VersionOption = Annotated[
     int | None, typer.Option("--version", min=1, help="Which version of the request (default: the latest).")
 ]
@@ -173,8 +175,8 @@ def _body(options: RequestOptions, from_json: Path | None) -> RequestCreate:
 
 @request_app.command("list")
 def list_command(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many to show.")] = 20,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="How many to skip (newest first).")] = 0,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     api: ApiUrlOption = DEFAULT_API_URL,
     token: TokenOption = None,
