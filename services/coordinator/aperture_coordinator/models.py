@@ -150,6 +150,10 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The worker class the next attempt goes to: the smallest whose memory fits `estimated_memory_mb`, a
+    # larger one after an attempt ran out of memory (memory_classes.py).
+    memory_class: Mapped[str] = mapped_column(String(32), default="standard")
+    estimated_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # Set on the jobs of a user's imaging request: they image the MOUS's processed data but are not part of
     # its run, so the MOUS's state is derived without them and the request version's from them alone.
@@ -198,6 +202,7 @@ class Attempt(Base):
     # The run ledger's figures, as the worker reported them.
     peak_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
     software_version: Mapped[str] = mapped_column(String(64), default="")
+    memory_class: Mapped[str] = mapped_column(String(32), default="standard", doc="the worker class it went to")
     log_key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="attempts")
