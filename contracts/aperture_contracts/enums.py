@@ -69,6 +69,22 @@ class Recipe(StrEnum):
     QUICKLOOK = "quicklook"
 
 
+class MemoryClass(StrEnum):
+    """A size of worker: each stage has one queue per class, and workers of a class take only its jobs.
+
+    Listed from the smallest: the coordinator sends a job to the smallest deployed class whose memory fits
+    its estimate, and after an attempt that ran out of memory once more to the next larger one.
+    """
+
+    STANDARD = "standard"
+    LARGE = "large"
+
+    def larger(self) -> "MemoryClass | None":
+        order = list(MemoryClass)
+        index = order.index(self)
+        return order[index + 1] if index + 1 < len(order) else None
+
+
 class ErrorClass(StrEnum):
     """Why a job failed. The coordinator's retry policy is keyed on it."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from aperture_contracts import api, campaigns, events, jobs, ledger, manifest, obscore, packaging, reports, topology
-from aperture_contracts.enums import Stage
+from aperture_contracts.enums import MemoryClass, Stage
 from aperture_contracts.version import SCHEMA_VERSION
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent
@@ -96,7 +96,12 @@ def asyncapi_document() -> dict[str, Any]:
             "description": (
                 f"Work queue of the {stage.value} stage: exchange {topology.JOBS_EXCHANGE} (direct), "
                 f"routing key {stage.value!r}; quorum queue, delivery limit {topology.DELIVERY_LIMIT}, "
-                f"dead letters to {topology.DEAD_LETTER_EXCHANGE}."
+                f"dead letters to {topology.DEAD_LETTER_EXCHANGE}. Larger workers have their own queue beside it: "
+                + ", ".join(
+                    f"{topology.job_queue(stage, size)} (routing key {topology.job_routing_key(stage, size)!r})"
+                    for size in MemoryClass if size is not MemoryClass.STANDARD
+                )
+                + "."
                 + ("" if message else " No message type yet: the stage's service is not built.")
             ),
             "messages": {message: {"$ref": f"#/components/messages/{message}"}} if message else {},

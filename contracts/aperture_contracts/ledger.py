@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue
 
-from aperture_contracts.enums import ErrorClass, Stage
+from aperture_contracts.enums import ErrorClass, MemoryClass, Stage
 
 
 class AttemptOutcome(StrEnum):
@@ -39,6 +39,7 @@ class LedgerEntry(BaseModel):
     duration_s: float | None = Field(None, description="ended_at - started_at, when both are known")
     peak_memory_mb: float | None = Field(None, description="the largest resident memory of its CASA steps")
     software_version: str = Field("", description="the worker's Aperture version; empty before it reported")
+    memory_class: MemoryClass = Field(MemoryClass.STANDARD, description="the size of worker it was sent to")
     outcome: AttemptOutcome | None = Field(None, description="None while the attempt is queued or running")
     error_class: ErrorClass | None = None
     message: str | None = Field(None, description="a failed attempt's sentence for a person")

@@ -2,7 +2,7 @@
 
 from typing import Final
 
-from aperture_contracts.enums import Stage
+from aperture_contracts.enums import MemoryClass, Stage
 
 JOBS_EXCHANGE: Final = "aperture.jobs"  # direct; routing key = stage
 EVENTS_EXCHANGE: Final = "aperture.events"  # direct; routing key = "job"
@@ -17,5 +17,12 @@ DEAD_LETTER_QUEUE: Final = "aperture.dead-letters"
 DELIVERY_LIMIT: Final = 5
 
 
-def job_queue(stage: Stage) -> str:
-    return f"aperture.jobs.{stage.value}"
+def job_routing_key(stage: Stage, memory_class: MemoryClass = MemoryClass.STANDARD) -> str:
+    """The standard class keeps the plain stage name, so a deployment without memory classes is unchanged."""
+    if memory_class is MemoryClass.STANDARD:
+        return stage.value
+    return f"{stage.value}.{memory_class.value}"
+
+
+def job_queue(stage: Stage, memory_class: MemoryClass = MemoryClass.STANDARD) -> str:
+    return f"aperture.jobs.{job_routing_key(stage, memory_class)}"

@@ -24,7 +24,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aperture_contracts import topology
-from aperture_contracts.enums import Stage
+from aperture_contracts.enums import MemoryClass, Stage
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -117,10 +117,11 @@ class Broker:
         await dead_queue.bind(dead)
         jobs = await channel.declare_exchange(topology.JOBS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
         for stage in stages:
-            queue = await channel.declare_queue(
-                topology.job_queue(stage), durable=True, arguments=_work_queue_arguments()
-            )
-            await queue.bind(jobs, routing_key=stage.value)
+            for memory_class in MemoryClass:
+                queue = await channel.declare_queue(
+                    topology.job_queue(stage, memory_class), durable=True, arguments=_work_queue_arguments()
+                )
+                await queue.bind(jobs, routing_key=topology.job_routing_key(stage, memory_class))
         events = await channel.declare_exchange(
             topology.EVENTS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         )

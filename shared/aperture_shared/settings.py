@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from aperture_contracts.enums import MemoryClass
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -66,6 +67,11 @@ class WorkerSettings(CommonSettings):
     """A stage worker: one job at a time per process; run more processes for more throughput."""
 
     prefetch: int = Field(1, ge=1)
+    memory_class: MemoryClass = Field(
+        MemoryClass.STANDARD,
+        description="the size of this worker: it takes the jobs of its stage's queue for this class; set "
+        "APERTURE_CASA_MEMORY_LIMIT_MB to the memory the class stands for",
+    )
     # One-job mode, for a worker that an orchestrator starts per message (KEDA's ScaledJob): stop taking
     # messages at the Nth, finish and settle it, then exit 0; and exit 0 when no message comes at all
     # (another worker took the one this one was started for).

@@ -202,11 +202,11 @@ class StageWorker(Generic[J]):
             )
         )
         await self.broker.consume_broadcast(topology.CONTROL_EXCHANGE, self._on_control)
+        queue = topology.job_queue(self.stage, self.settings.memory_class)
         self._stop_consuming = await self.broker.consume(
-            topology.job_queue(self.stage), self.handle, prefetch=self.settings.prefetch,
-            on_settled=lambda: self._after_message(stop),
+            queue, self.handle, prefetch=self.settings.prefetch, on_settled=lambda: self._after_message(stop),
         )
-        log.info("%s worker %s consuming %s", self.stage.value, self.name, topology.job_queue(self.stage))
+        log.info("%s worker %s consuming %s", self.stage.value, self.name, queue)
         idle = self.settings.exit_after_idle_s
         if idle is not None:
             loop.call_later(idle, self._stop_if_idle, stop)

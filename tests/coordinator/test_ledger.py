@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aperture_contracts.enums import ErrorClass, Stage
+from aperture_contracts.enums import ErrorClass, MemoryClass, Stage
 from aperture_contracts.ids import mous_key
 from aperture_contracts.ledger import AttemptOutcome, LedgerEntry, LedgerPage, LedgerSummary, StageMemory
 from aperture_contracts.requests import RequestView
@@ -91,6 +91,7 @@ def test_every_attempt_is_an_entry_newest_dispatch_first_with_its_figures(
         "mous_id": USER_MOUS, "run": 1, "job_id": "r1.ingest", "stage": Stage.INGEST, "kind": "", "target": None,
         "spw_id": None, "attempt": 1, "worker": "ingest-a:101", "dispatched_at": played.user_first_ingest,
         "duration_s": 5.0, "peak_memory_mb": 2048.5, "software_version": "aperture 0.1.0",
+        "memory_class": MemoryClass.STANDARD,
         "outcome": AttemptOutcome.FAILED, "error_class": ErrorClass.STORAGE,
         "message": "the object store is unreachable", "log_key": played.log_key, "campaign_id": None,
         "request": None,

@@ -36,7 +36,8 @@ def test_transient_failures_are_retried_until_the_last_attempt(error_class: Erro
     assert POLICY.decide(error_class, 5, rng).why == "all 5 attempts failed"
 
 
-@pytest.mark.parametrize("error_class", sorted(set(ErrorClass) - TRANSIENT_ERROR_CLASSES))
+# Out of memory is retried on a larger worker class only (test_memory_classes.py).
+@pytest.mark.parametrize("error_class", sorted(set(ErrorClass) - TRANSIENT_ERROR_CLASSES - {ErrorClass.OUT_OF_MEMORY}))
 def test_permanent_failures_are_never_retried(error_class: ErrorClass) -> None:
     decision = POLICY.decide(error_class, 1, random.Random(5))
     assert not decision.retry

@@ -82,7 +82,7 @@ def _matching(query: Select[*Columns], where: LedgerFilter) -> Select[*Columns]:
 _ENTRY_COLUMNS = (
     Job.mous_id, Job.run, Job.job_id, Job.stage, Job.kind, Job.target, Job.spw_id, Job.params,
     Attempt.attempt, Attempt.worker, Attempt.dispatched_at, Attempt.started_at, Attempt.ended_at,
-    Attempt.peak_memory_mb, Attempt.software_version, Attempt.outcome, Attempt.error_class,
+    Attempt.peak_memory_mb, Attempt.software_version, Attempt.memory_class, Attempt.outcome, Attempt.error_class,
     Attempt.error_message, Attempt.log_key,
     Job.request_version_pk, Mous.run.label("current_run"), Mous.campaign_id, RequestVersion.request_id,
 )
@@ -95,7 +95,7 @@ def _entry(row: Row[Any]) -> LedgerEntry:
         mous_id=row.mous_id, run=row.run, job_id=row.job_id, stage=row.stage, kind=row.kind, target=row.target,
         spw_id=row.spw_id, attempt=row.attempt, worker=row.worker, dispatched_at=row.dispatched_at,
         started_at=row.started_at, ended_at=row.ended_at, duration_s=duration, peak_memory_mb=row.peak_memory_mb,
-        software_version=row.software_version,
+        software_version=row.software_version, memory_class=row.memory_class,
         outcome=None if row.outcome is None else AttemptOutcome(row.outcome.value), error_class=row.error_class,
         message=row.error_message, log_key=row.log_key,
         campaign_id=row.campaign_id if of_current_run else None, request=row.request_id,

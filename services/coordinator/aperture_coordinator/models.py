@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from aperture_contracts.campaigns import CampaignState, MemberState
-from aperture_contracts.enums import ErrorClass, JobState, MousState, Recipe, Stage
+from aperture_contracts.enums import ErrorClass, JobState, MemoryClass, MousState, Recipe, Stage
 from aperture_contracts.requests import RequestState
 from sqlalchemy import (
     JSON,
@@ -152,7 +152,7 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # The worker class the next attempt goes to: the smallest whose memory fits `estimated_memory_mb`, a
     # larger one after an attempt ran out of memory (memory_classes.py).
-    memory_class: Mapped[str] = mapped_column(String(32), default="standard")
+    memory_class: Mapped[MemoryClass] = mapped_column(EnumText(MemoryClass), default=MemoryClass.STANDARD)
     estimated_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     # Set on the jobs of a user's imaging request: they image the MOUS's processed data but are not part of
@@ -202,7 +202,9 @@ class Attempt(Base):
     # The run ledger's figures, as the worker reported them.
     peak_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
     software_version: Mapped[str] = mapped_column(String(64), default="")
-    memory_class: Mapped[str] = mapped_column(String(32), default="standard", doc="the worker class it went to")
+    memory_class: Mapped[MemoryClass] = mapped_column(
+        EnumText(MemoryClass), default=MemoryClass.STANDARD, doc="the worker class it was sent to"
+    )
     log_key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="attempts")
@@ -333,6 +335,8 @@ class Campaign(Base):
     state: Mapped[CampaignState] = mapped_column(EnumText(CampaignState), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     max_in_flight: Mapped[int] = mapped_column(Integer)
+    # Set: that many members of each category run first, the rest is held until released (campaigns.py).
+    sample_per_category: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -345,6 +349,7 @@ class CampaignMember(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "mous_id"),
         Index(None, "campaign_id", "state"),
+        Index(None, "campaign_id", "category"),
     )
 
     pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
@@ -360,3 +365,10 @@ class CampaignMember(Base):
     added_at: Mapped[datetime] = mapped_column(UtcDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # MemberAttributes: given up front, completed from the package's size and the MOUS's metadata.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # The category it had when it was added: its sample and its hold go by this key, which stays (the
+    # report's categories come from `attributes` as known now).
+    category: Mapped[str] = mapped_column(String(128), default="unknown")
+    sampled: Mapped[bool] = mapped_column(default=False, doc="run as its category's sample")
+    held: Mapped[bool] = mapped_column(default=False, doc="waits for its category's release")

@@ -2,8 +2,10 @@
 
 Only transient error classes (storage unreachable, a CASA timeout or crash) are retried, at most
 `max_attempts` attempts in all, after an exponentially growing delay with jitter so that many jobs that
-failed together (the object store was down) do not all come back in the same second. Everything else
-(bad input, an integrity failure, a bug) fails the job at once: another attempt would fail the same way.
+failed together (the object store was down) do not all come back in the same second. A job that ran out of
+memory is tried again on the next larger worker class when one is deployed (memory_classes.py), and fails
+for good on the largest. Everything else (bad input, an integrity failure, a bug) fails the job at once:
+another attempt would fail the same way.
 """
 
 import random
@@ -34,7 +36,15 @@ class RetryPolicy:
         spread = 1.0 + rng.uniform(-self.jitter_fraction, self.jitter_fraction)
         return timedelta(seconds=min(self.backoff_cap_s, nominal * spread))
 
-    def decide(self, error_class: ErrorClass, failed_attempt: int, rng: random.Random) -> RetryDecision:
+    def decide(
+        self, error_class: ErrorClass, failed_attempt: int, rng: random.Random, *, larger_class: str | None = None
+    ) -> RetryDecision:
+        """larger_class: the worker class an out-of-memory job would move to (None: it ran on the largest)."""
+        if error_class is ErrorClass.OUT_OF_MEMORY:
+            if larger_class is None:
+                return RetryDecision(False, why="it ran out of memory on the largest worker class")
+            # Bounded without max_attempts: each such retry moves to a strictly larger class.
+            return RetryDecision(True, self.delay_before(2, rng), why=f"out of memory: retry on {larger_class}")
         if error_class not in TRANSIENT_ERROR_CLASSES:
             return RetryDecision(False, why=f"{error_class.value} is not a transient failure")
         if failed_attempt >= self.max_attempts:

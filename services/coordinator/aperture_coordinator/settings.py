@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from aperture_contracts.enums import Stage
+from aperture_contracts.enums import MemoryClass, Stage
 from aperture_shared.settings import CommonSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -49,6 +49,11 @@ class CoordinatorSettings(CommonSettings):
     stage_time_limits_s: dict[Stage, float] = Field(
         default_factory=lambda: dict(DEFAULT_STAGE_TIME_LIMITS_S),
         description="wall-clock limit of one job's CASA work, per stage (JSON in the environment)",
+    )
+    memory_classes_mb: dict[MemoryClass, int] = Field(
+        default_factory=lambda: {MemoryClass.STANDARD: 8192},
+        description="the worker classes deployed and the CASA memory of each, MB (JSON in the environment, "
+        'e.g. {"standard": 8192, "large": 65536}); a job that runs out of memory is retried on the next larger',
     )
     # Cubes with more native channels than this are imaged in channel chunks by several workers and joined
     # (planner.py). A chunk repeats the cube's fixed costs (fetching its data, starting CASA, the quick PSF

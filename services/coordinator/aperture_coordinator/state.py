@@ -46,6 +46,7 @@ from aperture_coordinator.db import Database
 from aperture_coordinator.imaging_requests import ACTIVE_STATES as ACTIVE_REQUEST_STATES
 from aperture_coordinator.imaging_requests import WITH_VERSIONS, UnknownRequest, run_images, view
 from aperture_coordinator.job_messages import MESSAGE_BUILDERS, MessageBuilder, products_prefix
+from aperture_coordinator.memory_classes import MemoryClasses, assign_memory_classes
 from aperture_coordinator.metrics import DISPATCHES, EVENTS
 from aperture_coordinator.models import (
     Attempt,
@@ -206,6 +207,7 @@ class Coordinator:
             backoff_cap_s=settings.retry_backoff_cap_s,
             jitter_fraction=settings.retry_jitter_fraction,
         )
+        self.memory_classes = MemoryClasses(settings.memory_classes_mb)
 
     # -- submitting and cancelling ---------------------------------------------------------------------
 
@@ -410,14 +412,16 @@ class Coordinator:
         job.attempt += 1
         job.not_before = None
         job.attempts.append(Attempt(attempt=job.attempt, dispatched_at=now, deliveries=0))
+        job.attempts[-1].memory_class = job.memory_class
         of_max = f"{job.attempt} of {self.settings.max_attempts}"
-        reason = f"queued for the {job.stage.value} service (attempt {of_max})"
+        workers = "" if len(self.memory_classes.deployed) == 1 else f", {job.memory_class.value} workers"
+        reason = f"queued for the {job.stage.value} service (attempt {of_max}{workers})"
         self._set_job_state(job, JobState.DISPATCHED, reason, now)
         message = self.message_builders[job.stage](mous, job, self.settings.time_limit_s(job.stage), now)
         session.add(
             OutboxMessage(
                 exchange=topology.JOBS_EXCHANGE,
-                routing_key=job.stage.value,
+                routing_key=topology.job_routing_key(job.stage, job.memory_class),
                 message_id=job_message_id(mous.id, job.job_id, job.attempt),
                 body=message.model_dump_json(),
                 created_at=now,
@@ -581,12 +585,28 @@ class Coordinator:
             attempt.error_class = error_class
             attempt.error_message = message
             attempt.detail = detail or attempt.detail
-        decision = self.retry_policy.decide(error_class, job.attempt, self.rng)
+        larger = (
+            self.memory_classes.after_out_of_memory(job.memory_class)
+            if error_class is ErrorClass.OUT_OF_MEMORY else None
+        )
+        decision = self.retry_policy.decide(
+            error_class, job.attempt, self.rng, larger_class=larger.value if larger is not None else None
+        )
         if decision.retry:
             job.not_before = now + decision.delay
+            where = f" of {self.settings.max_attempts}"
+            if larger is not None:
+                ran_on = job.memory_class
+                job.memory_class = larger
+                job.estimated_memory_mb = max(
+                    job.estimated_memory_mb or 0.0,
+                    (attempt.peak_memory_mb if attempt is not None else None) or 0.0,
+                    float(self.memory_classes.memory_mb.get(ran_on, 0)),
+                )
+                where = f" on a {larger.value} worker ({self.memory_classes.memory_mb[larger]} MB)"
             reason = (
-                f"attempt {job.attempt} failed ({error_class.value}: {message}); attempt {job.attempt + 1} "
-                f"of {self.settings.max_attempts} is due at {job.not_before:%H:%M:%S} UTC"
+                f"attempt {job.attempt} failed ({error_class.value}: {message}); attempt {job.attempt + 1}{where}"
+                " is due at {job.not_before:%H:%M:%S} UTC"
             )
             self._set_job_state(job, JobState.RETRY_WAIT, reason, now)
             return f"{error_class.value}: retry in {decision.delay.total_seconds():.1f} s"
@@ -787,6 +807,7 @@ class Coordinator:
             session.add(job)
             by_id[planned.job_id] = job
             jobs.append(job)
+        assign_memory_classes(session, mous.id, mous.run, jobs[len(existing):], self.memory_classes)
         session.flush()
         return jobs
 
