@@ -13,7 +13,7 @@ from typing import TypeVar
 from aperture_contracts.enums import ImagingKind, Stage
 from aperture_contracts.events import CalibrationResult, FindcontResult, ImagingResult, IngestResult, StageResult
 from aperture_contracts.ids import mous_key
-from aperture_contracts.imaging import ChannelChunk, ImageProduct, ImagingOverrides, SpectralAxis
+from aperture_contracts.imaging import ChannelChunk, ImageProduct, ImagingOverrides, ProductSizeLimits, SpectralAxis
 from aperture_contracts.jobs import (
     CalibrationJob,
     ExportJob,
@@ -26,6 +26,7 @@ from aperture_contracts.jobs import (
     PreviewsJob,
 )
 from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.run_parameters import RunParameters
 from aperture_contracts.storage import ObjectRef
 from pydantic import TypeAdapter
 
@@ -166,6 +167,7 @@ def _imaging_message(mous: Mous, job: Job, time_limit_s: float, now: datetime) -
         overrides=ImagingOverrides.model_validate(job.params.get("overrides") or {}),
         spectral_axis=SpectralAxis.model_validate(job.params["spectral_axis"])
         if job.params.get("spectral_axis") else None,
+        size_limits=RunParameters.model_validate(mous.parameters or {}).size_limits or ProductSizeLimits(),
     )
 
 

@@ -119,6 +119,9 @@ class Mous(Base):
     # users' work (state.py); None for a run a person asked for.
     campaign_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     recipe: Mapped[Recipe] = mapped_column(EnumText(Recipe), default=Recipe.FULL, doc="what the current run makes")
+    parameters: Mapped[dict[str, Any]] = mapped_column(
+        JsonDocument, default=dict, doc="the current run's RunParameters (its campaign's), as JSON"
+    )
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -28,7 +28,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aperture_contracts import topology
@@ -37,6 +37,7 @@ from aperture_contracts.events import CancelJobs, IngestResult, JobEvent, JobFai
 from aperture_contracts.ids import mous_key
 from aperture_contracts.metadata import MousMetadata
 from aperture_contracts.requests import RequestCreate, RequestState
+from aperture_contracts.run_parameters import RunParameters
 from aperture_contracts.storage import ObjectRef
 from sqlalchemy import CompoundSelect, and_, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
@@ -104,6 +105,7 @@ class Submission:
     rerun: bool = False
     campaign_id: str | None = None  # a campaign's run is bulk work, dispatched behind users' work
     recipe: Recipe = Recipe.FULL
+    parameters: RunParameters = field(default_factory=RunParameters)  # a campaign's, for every job of the run
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ class Coordinator:
             mous.cancelled_at = None
             mous.campaign_id = submission.campaign_id
             mous.recipe = submission.recipe
+            mous.parameters = submission.parameters.model_dump(mode="json", exclude_none=True)
             session.flush()
             self._record_objects(session, mous.id, None, [submission.package], now)
             jobs = self._add_planned_jobs(session, mous, plan_processing(mous.id, mous.run, None), [], now)
