@@ -2,7 +2,8 @@
 JSON is a dashboard Grafana loads (unique ids, panels on the 24-column grid without overlaps, every
 query on the dashboard's Prometheus datasource variable, every template variable defined), every
 panel's query is valid PromQL to promtool once its variables are filled in, and names only metrics the
-services export. tests/system/test_metrics_dashboards.py runs every query against a real run.
+services export. The overview's Campaigns row is evaluated by promtool on made-up series, with and
+without active campaigns. tests/system/test_metrics_dashboards.py runs every query against a real run.
 """
 
 import subprocess
@@ -31,6 +32,12 @@ PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Values for promtool: any that make the queries what Grafana would send.
 EXAMPLE_VALUES = {
     "__rate_interval": "1m", "__interval": "15s", "__range": "6h", "stage": "imaging", "mous": "uid://A001/X1/X2",
+}
+
+
+OVERVIEW = DASHBOARD_FILES["aperture-overview.json"]
+CAMPAIGN_METRICS = {
+    "aperture_campaign_members", "aperture_campaign_members_completed_total", "aperture_campaign_failed_members",
 }
 
 
@@ -144,3 +151,128 @@ def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard
     assert (datasource["type"], datasource["url"]) == ("prometheus", "http://prometheus:9090")
     assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"
     assert sorted(path.name for path in DASHBOARDS.glob("*.json")) == sorted(DASHBOARD_FILES)
+
+
+# -- the overview's campaign panels ------------------------------------------------------------------
+
+
+def row_queries(dashboard: dict[str, Any], row_title: str) -> dict[str, str]:
+    """The query of each panel of a row (panels follow their row until the next one), by panel title."""
+    queries: dict[str, str] = {}
+    in_row = False
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            in_row = panel["title"] == row_title
+        elif in_row:
+            (target,) = panel["targets"]
+            queries[panel["title"]] = target["expr"]
+    return queries
+
+
+CAMPAIGN_QUERIES = row_queries(OVERVIEW, "Campaigns")
+# Two campaigns scraped every 5 minutes for an hour: cycle10 completes 2 MOUS every 5 minutes and has 4
+# failures of two classes; survey has just begun. Both as the coordinator exports them (DatabaseStateCollector).
+SCRAPED = {"job": "aperture-coordinator", "instance": "coordinator:8000"}
+CAMPAIGN_SERIES = {
+    ("aperture_campaign_members", "cycle10", "pending"): "40-2x12",
+    ("aperture_campaign_members", "cycle10", "submitted"): "4x12",
+    ("aperture_campaign_members", "cycle10", "completed"): "0+2x12",
+    ("aperture_campaign_members", "cycle10", "failed"): "4x12",
+    ("aperture_campaign_members", "cycle10", "cancelled"): "0x12",
+    ("aperture_campaign_members", "survey", "pending"): "5x12",
+    ("aperture_campaign_members", "survey", "submitted"): "0x12",
+    ("aperture_campaign_members", "survey", "completed"): "0x12",
+    ("aperture_campaign_members", "survey", "failed"): "0x12",
+    ("aperture_campaign_members", "survey", "cancelled"): "0x12",
+    ("aperture_campaign_members_completed_total", "cycle10", None): "0+2x12",
+    ("aperture_campaign_members_completed_total", "survey", None): "0x12",
+    ("aperture_campaign_failed_members", "cycle10", "timeout"): "3x12",
+    ("aperture_campaign_failed_members", "cycle10", "bad_input"): "1x12",
+}
+MEMBERS_AN_HOUR_IN = {
+    "cycle10": {"pending": 16, "submitted": 4, "completed": 24, "failed": 4, "cancelled": 0},
+    "survey": {"pending": 5, "submitted": 0, "completed": 0, "failed": 0, "cancelled": 0},
+}
+# What each panel shows an hour in: with those campaigns, and with none (0, named, rather than no data).
+Samples = list[tuple[dict[str, str], float]]
+WITH_CAMPAIGNS: dict[str, Samples] = {
+    "Campaigns active": [({}, 2)],
+    "Campaign members pending": [({}, 16 + 5)],
+    "Campaign members in flight": [({}, 4)],
+    "Campaign MOUS completed in the last hour": [({}, 24)],
+    "Campaign members by state": [
+        ({"campaign": campaign, "state": state}, count)
+        for campaign, members in MEMBERS_AN_HOUR_IN.items()
+        for state, count in members.items()
+    ],
+    "Campaign throughput: MOUS completed per hour": [({"campaign": "cycle10"}, 24), ({"campaign": "survey"}, 0)],
+    "Failed campaign members, by campaign and error class": [
+        ({"campaign": "cycle10", "error_class": "timeout"}, 3),
+        ({"campaign": "cycle10", "error_class": "bad_input"}, 1),
+    ],
+    "Failed campaign members now, by error class": [({"error_class": "timeout"}, 3), ({"error_class": "bad_input"}, 1)],
+}
+WITHOUT_CAMPAIGNS: dict[str, Samples] = {
+    "Campaigns active": [({}, 0)],
+    "Campaign members pending": [({}, 0)],
+    "Campaign members in flight": [({}, 0)],
+    "Campaign MOUS completed in the last hour": [({}, 0)],
+    "Campaign members by state": [({"campaign": "no active campaign"}, 0)],
+    "Campaign throughput: MOUS completed per hour": [({"campaign": "no active campaign"}, 0)],
+    "Failed campaign members, by campaign and error class": [({"error_class": "no failures"}, 0)],
+    "Failed campaign members now, by error class": [({"error_class": "no failures"}, 0)],
+}
+
+
+SECOND_LABEL = {"aperture_campaign_members": "state", "aperture_campaign_failed_members": "error_class"}
+
+
+def series_name(metric: str, campaign: str, second_label: str | None) -> str:
+    labels = SCRAPED | {"campaign": campaign}
+    if second_label is not None:
+        labels[SECOND_LABEL[metric]] = second_label
+    return metric + label_set(labels)
+
+
+def label_set(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{name}="{value}"' for name, value in sorted(labels.items())) + "}"
+
+
+def expression_tests(expected: dict[str, Samples]) -> list[dict[str, Any]]:
+    return [
+        {"expr": CAMPAIGN_QUERIES[title], "eval_time": "1h",
+         "exp_samples": [{"labels": label_set(labels), "value": value} for labels, value in samples]}
+        for title, samples in expected.items()
+    ]
+
+
+def test_the_overview_has_a_campaigns_row_of_members_throughput_and_failures() -> None:
+    used = set().union(*(metric_names_in(expr) for expr in CAMPAIGN_QUERIES.values()))
+
+    assert set(CAMPAIGN_QUERIES) == set(WITH_CAMPAIGNS) == set(WITHOUT_CAMPAIGNS)
+    assert used == CAMPAIGN_METRICS
+    assert CAMPAIGN_METRICS <= exported_metric_names()
+    assert "sum by (campaign, state) (aperture_campaign_members)" in CAMPAIGN_QUERIES["Campaign members by state"]
+    throughput = CAMPAIGN_QUERIES["Campaign throughput: MOUS completed per hour"]
+    assert "increase(aperture_campaign_members_completed_total[1h])" in throughput
+
+
+def test_the_campaign_panels_show_what_the_campaigns_did_and_zero_without_campaigns(tmp_path: Path) -> None:
+    promtool = find_tool("promtool", "tools/stack/install.sh --monitoring installs Debian's prometheus package")
+    unrelated = {"series": "up" + label_set(SCRAPED), "values": "1x12"}
+    campaigns = [{"series": series_name(*key), "values": values} for key, values in CAMPAIGN_SERIES.items()]
+    tests = [
+        {"name": "two active campaigns", "interval": "5m", "input_series": [unrelated, *campaigns],
+         "promql_expr_test": expression_tests(WITH_CAMPAIGNS)},
+        {"name": "no active campaign", "interval": "5m", "input_series": [unrelated],
+         "promql_expr_test": expression_tests(WITHOUT_CAMPAIGNS)},
+    ]
+    test_file = tmp_path / "campaign-panels.test.yml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": tests}))
+
+    result = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

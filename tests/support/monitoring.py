@@ -107,7 +107,7 @@ def exported_metric_names() -> set[str]:
             if isinstance(value, MetricWrapperBase):
                 names.update(_series_names(value._name, value._type or ""))
     for family in coordinator_metrics.DatabaseStateCollector(database=None).describe():  # type: ignore[arg-type]
-        names.add(family.name)
+        names.update(_series_names(family.name, family.type))
     names.update(
         f"rabbitmq_detailed_queue_{name}"
         for name in ("messages_ready", "messages_unacked", "messages", "process_reductions_total")

@@ -5,7 +5,13 @@ What the gauges answer, and why here: the coordinator is the one that knows when
 and whether a worker has taken it, so the backlog per stage (jobs dispatched but not started, and how
 long the oldest has waited) is read from its database; RabbitMQ's own metrics show the broker's side.
 Labels are bounded (stages, states) except for the in-flight MOUS gauges of the drill-down dashboard,
-which carry the MOUS id for at most IN_FLIGHT_MOUS_SHOWN MOUS at a time (see that constant).
+which carry the MOUS id for at most IN_FLIGHT_MOUS_SHOWN MOUS at a time (see that constant), and the
+campaign series, which carry the names of the active campaigns (a handful at a time).
+
+A campaign's throughput comes from aperture_campaign_members_completed_total, a counter read from the
+database like the gauges: a completed member stays completed (a retry puts back failed members only), so
+the count only grows while the campaign is active, survives restarts, and is the same whichever
+coordinator replica is scraped.
 """
 
 from collections.abc import Callable, Iterator
@@ -13,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aperture_contracts.campaigns import CampaignState, MemberState
-from aperture_contracts.enums import JobState, MousState, Stage
+from aperture_contracts.enums import ErrorClass, JobState, MousState, Stage
 from prometheus_client import Counter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -50,6 +56,7 @@ IN_FLIGHT_STATES = (*PROGRESSING_STATES, MousState.WAITING_FOR_SERVICE)
 IN_FLIGHT_MOUS_SHOWN = 50
 
 Clock = Callable[[], datetime]
+Family = GaugeMetricFamily | CounterMetricFamily
 
 
 def _utc_now() -> datetime:
@@ -65,18 +72,20 @@ def _gauge(name: str, documentation: str, labels: list[str] | None = None) -> Ga
 
 
 class DatabaseStateCollector(Collector):
-    """Gauges counted in the database at each scrape: MOUS per state, jobs per stage and state, the
-    outbox backlog, the backlog per stage queue, how long MOUS go without progress, and the in-flight
-    MOUS of the drill-down. Every bounded label combination is reported, at zero when nothing has it, so
-    that dashboards show 0 rather than "no data" and rates see a series from its start."""
+    """Series counted in the database at each scrape: MOUS per state, jobs per stage and state, the
+    outbox backlog, the backlog per stage queue, how long MOUS go without progress, the in-flight
+    MOUS of the drill-down, and the active campaigns' members (by state, completed, failed by class).
+    Every bounded label combination is reported, at zero when nothing has it, so that dashboards show 0
+    rather than "no data" and rates see a series from its start; a campaign's failures are reported for the
+    classes it has only (a dozen classes at zero per campaign would hide the few that matter)."""
 
     def __init__(self, database: Database, clock: Clock = _utc_now) -> None:
         self.database = database
         self.clock = clock
 
     @staticmethod
-    def _families() -> dict[str, GaugeMetricFamily]:
-        families = [
+    def _families() -> dict[str, Family]:
+        families: list[Family] = [
             _gauge("aperture_coordinator_mous", "MOUS by state", ["state"]),
             _gauge("aperture_coordinator_jobs", "Jobs by stage and state", ["stage", "state"]),
             _gauge("aperture_coordinator_outbox_backlog", "Outbox messages not yet confirmed by the broker"),
@@ -103,14 +112,20 @@ class DatabaseStateCollector(Collector):
             _gauge("aperture_campaign_members",
                    "Members of each active campaign by state (pending, submitted, completed, failed, cancelled); "
                    "campaigns that are paused or ended have no series", ["campaign", "state"]),
+            CounterMetricFamily("aperture_campaign_members_completed",
+                                "Members of each active campaign that have completed, since it began (what its "
+                                "throughput is the rate of)", labels=["campaign"]),
+            _gauge("aperture_campaign_failed_members",
+                   "Failed members of each active campaign by the error class of their failure (the classes "
+                   "it has: a retry of a class puts them back to pending)", ["campaign", "error_class"]),
         ]
         return {family.name: family for family in families}
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def describe(self) -> Iterator[Family]:
         """What collect() yields, without reading the database (registration happens before migrations)."""
         yield from self._families().values()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Family]:
         families = self._families()
         now = self.clock()
         with self.database.transaction() as session:
@@ -123,7 +138,7 @@ class DatabaseStateCollector(Collector):
     # -- each group of gauges reads what it needs --------------------------------------------------------
 
     @staticmethod
-    def _collect_states(session: Session, families: dict[str, GaugeMetricFamily]) -> None:
+    def _collect_states(session: Session, families: dict[str, Family]) -> None:
         mous_counts: dict[MousState, int] = {
             state: count for state, count in session.execute(select(Mous.state, func.count()).group_by(Mous.state))
         }
@@ -146,7 +161,7 @@ class DatabaseStateCollector(Collector):
         families["aperture_coordinator_outbox_backlog"].add_metric([], unpublished or 0)
 
     @staticmethod
-    def _collect_queues(session: Session, families: dict[str, GaugeMetricFamily], now: datetime) -> None:
+    def _collect_queues(session: Session, families: dict[str, Family], now: datetime) -> None:
         current_attempt = and_(Attempt.job_pk == Job.pk, Attempt.attempt == Job.attempt)
         waiting: dict[Stage, tuple[int, datetime | None]] = {
             stage: (count, oldest)
@@ -175,15 +190,18 @@ class DatabaseStateCollector(Collector):
             )
 
     @staticmethod
-    def _collect_campaigns(session: Session, families: dict[str, GaugeMetricFamily]) -> None:
+    def _collect_campaigns(session: Session, families: dict[str, Family]) -> None:
         """Active campaigns only, labelled by name: a handful at a time, however many ever ran."""
         active = list(session.scalars(select(Campaign.name).where(Campaign.state == CampaignState.ACTIVE)))
+        members_of_active = (
+            select(Campaign.name)
+            .join(CampaignMember, CampaignMember.campaign_id == Campaign.id)
+            .where(Campaign.state == CampaignState.ACTIVE)
+        )
         counts: dict[tuple[str, MemberState], int] = {
             (name, state): count
             for name, state, count in session.execute(
-                select(Campaign.name, CampaignMember.state, func.count())
-                .join(CampaignMember, CampaignMember.campaign_id == Campaign.id)
-                .where(Campaign.state == CampaignState.ACTIVE)
+                members_of_active.add_columns(CampaignMember.state, func.count())
                 .group_by(Campaign.name, CampaignMember.state)
             )
         }
@@ -192,9 +210,23 @@ class DatabaseStateCollector(Collector):
                 families["aperture_campaign_members"].add_metric(
                     [name, member_state.value], counts.get((name, member_state), 0)
                 )
+            families["aperture_campaign_members_completed"].add_metric(
+                [name], counts.get((name, MemberState.COMPLETED), 0)
+            )
+        failures: dict[tuple[str, ErrorClass], int] = {}
+        for name, error_class, count in session.execute(
+            members_of_active.add_columns(CampaignMember.error_class, func.count())
+            .where(CampaignMember.state == MemberState.FAILED)
+            .group_by(Campaign.name, CampaignMember.error_class)
+        ):
+            # A failure recorded without a class counts as internal, as in the report (campaign_report.py).
+            key = (name, error_class or ErrorClass.INTERNAL)
+            failures[key] = failures.get(key, 0) + count
+        for (name, error_class), count in sorted(failures.items()):
+            families["aperture_campaign_failed_members"].add_metric([name, error_class.value], count)
 
     @staticmethod
-    def _collect_in_flight(session: Session, families: dict[str, GaugeMetricFamily], now: datetime) -> None:
+    def _collect_in_flight(session: Session, families: dict[str, Family], now: datetime) -> None:
         """The in-flight MOUS: how long each has gone without progress, and the drill-down's series."""
         current_run = and_(Job.mous_id == Mous.id, Job.run == Mous.run)
         rows: list[Any] = list(

@@ -1,7 +1,9 @@
 """The coordinator's own small pages, served by the coordinator itself:
 - /ui/requests, for astronomers who ask for cubes: the form, and their requests as they run (progress,
   jobs, result QA, products with download links);
-- /ui/operations, for operators: every MOUS and every user's requests.
+- /ui/operations, for operators: every MOUS and every user's requests;
+- /ui/campaigns, for operators: the archive re-processing campaigns, their reports (progress, failures
+  by error class, throughput, expected completion), and pause, resume, cancel and retry of a class.
 
 Plain HTML, CSS and ES modules in web/ (no build step, nothing from other hosts): the pages talk to the
 API with the bearer token their user types in, as any other client does.
@@ -15,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 WEB_FOLDER = Path(__file__).parent / "web"
 UI = "/ui"
-PAGES = {"requests": "requests.html", "operations": "operations.html"}
+PAGES = {"requests": "requests.html", "operations": "operations.html", "campaigns": "campaigns.html"}
 # Also sent as a header (the pages have it as a meta tag too): only this origin's scripts, styles and API.
 CONTENT_SECURITY_POLICY = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 

@@ -1,5 +1,5 @@
-// Small DOM builders and formats the coordinator's pages share: table cells, sizes, durations, times,
-// request states and a version's progress.
+// Small DOM builders and formats the coordinator's pages share: table cells, buttons, sizes, durations,
+// times, states and progress bars.
 
 /** An element with its text (set as text, never as HTML) and attributes. */
 export function element(tag, { text, className, attrs = {} } = {}, ...children) {
@@ -24,6 +24,15 @@ export function table(className, caption, headers, rows) {
     element("caption", { text: caption }), element("thead", {}, head), element("tbody", {}, ...rows),
   );
   return element("div", { className: "table-scroll" }, made);
+}
+
+/** A button with its accessible name (`label`, naming what it acts on) and a `key` that finds it again
+ * after the page is rebuilt, so that focus can stay on it. */
+export function button(text, label, key, disabled, onClick) {
+  const made = element("button", { text, attrs: { type: "button", "aria-label": label, "data-key": key } });
+  made.disabled = disabled;
+  made.addEventListener("click", onClick);
+  return made;
 }
 
 /** A cell whose long text shows its first lines only (all of it in the title, and to screen readers). */
@@ -75,15 +84,21 @@ export function progressText(progress) {
   return parts.join(", ");
 }
 
-/** A <progress> of ended jobs with its sentence beside it; `label` names what it is the progress of. */
-export function progressBar(progress, label) {
-  const text = progressText(progress);
+/** A <progress> of `done` of `total` with `text` beside it; `label` names what it is the progress of. With
+ * no total the bar has no value: an indeterminate bar (nothing to count yet). */
+export function progressMeter(done, total, text, label) {
   const bar = element("progress", { attrs: { "aria-label": `${label}: ${text}` } });
-  if (progress.total) {
-    bar.max = progress.total;
-    bar.value = progress.succeeded + progress.failed + progress.cancelled;
-  } // else no value: an indeterminate bar, the jobs are not planned yet
+  if (total) {
+    bar.max = total;
+    bar.value = done;
+  }
   return element("span", { className: "progress" }, bar, " ", element("span", { text, className: "progress-text" }));
+}
+
+/** A <progress> of ended jobs with its sentence beside it. */
+export function progressBar(progress, label) {
+  const ended = progress.succeeded + progress.failed + progress.cancelled;
+  return progressMeter(ended, progress.total, progressText(progress), label);
 }
 
 /** A version's QA verdict in words: passed, not passed, or nothing until it has ended. */

@@ -4,7 +4,8 @@
 
 import { $, ApiProblem, call, connectTokenInput, describe, explain, oneAtATime, showStatus, token } from "./client.js";
 import {
-  cell, clampedCell, element, formatBytes, formatDuration, progressBar, qaWords, stateBadge, table, timeElement,
+  button, cell, clampedCell, element, formatBytes, formatDuration, progressBar, qaWords, stateBadge, table,
+  timeElement,
 } from "./render.js";
 
 const API = "/api/v1/requests";
@@ -291,13 +292,6 @@ function versionSection(request, version) {
 }
 
 // -- the list ------------------------------------------------------------------------------------------
-
-function button(text, label, key, disabled, onClick) {
-  const made = element("button", { text, attrs: { type: "button", "aria-label": label, "data-key": key } });
-  made.disabled = disabled;
-  made.addEventListener("click", onClick);
-  return made;
-}
 
 function requestRow(request) {
   const latest = request.versions[request.versions.length - 1];
