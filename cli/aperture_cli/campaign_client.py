@@ -9,6 +9,7 @@
 It is the ApertureClient with these methods added (same errors, same bearer-token handling).
 """
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +17,8 @@ import httpx
 from aperture_contracts.campaigns import (
     CampaignCreate,
     CampaignList,
+    CampaignRelease,
+    CampaignReleased,
     CampaignReport,
     CampaignRetried,
     CampaignState,
@@ -79,6 +82,14 @@ class CampaignClient(ApertureClient):
             headers=self._bearer(),
         )
         return self._parse(response, CampaignRetried)
+
+    def release_campaign(self, reference: str, categories: Sequence[str] | None = None) -> CampaignReleased:
+        """Let the members held after their category's sample run: of these categories, or of every one."""
+        body = CampaignRelease(categories=list(categories) if categories else None)
+        response = self._send(
+            "POST", campaign_path(reference) + "/release", json=body.model_dump(mode="json"), headers=self._bearer()
+        )
+        return self._parse(response, CampaignReleased)
 
     def _steer(self, reference: str, action: str) -> CampaignView:
         response = self._send("POST", f"{campaign_path(reference)}/{action}", headers=self._bearer())

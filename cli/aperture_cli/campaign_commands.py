@@ -1,6 +1,7 @@
 """`aperture campaign ...`: archive re-processing campaigns, for operators. Submit many MOUS with one
 pipeline version (a list, a manifest in the object store, or every package under a prefix), follow them,
-read the report, pause, resume or cancel, and re-run the failures of one error class.
+read the report, pause, resume or cancel, re-run the failures of one error class, and release the
+categories held until their samples were looked at (--sample-per-category).
 
 Every command needs an operator's token (--token or APERTURE_API_TOKEN). A campaign is named by its id
 (camp-<hex>) or its name. stdout carries results (a campaign's id, tables, JSON), stderr notes; exit codes
@@ -108,6 +109,14 @@ def submit(
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", min=1, help="MOUS of the campaign processed at once, at most.")
     ] = 10,
+    sample_per_category: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-per-category", min=1, metavar="N",
+            help="Run N members of each category (array, band, spws, channels, mosaic, size) first; the rest "
+            "waits until `aperture campaign release`.",
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", metavar="KEY=VALUE", help="A parameter recorded with the campaign (repeatable)."),
@@ -129,6 +138,7 @@ def submit(
             name=name, pipeline_version=pipeline_version, parameters=parameters_from(param or []),
             members=members_from_file(mous_list) if mous_list is not None else None,
             manifest_key=manifest, scan_prefix=prefix, max_in_flight=max_in_flight,
+            sample_per_category=sample_per_category,
         )
     except ValidationError as error:
         first = error.errors()[0]
@@ -236,3 +246,23 @@ def retry(
     out.print(str(retried.members_requeued), markup=False, highlight=False)
     err.print(Text(f"{retried.members_requeued} {error_class.value} failures of {retried.campaign.name} "
                    "put back in its queue; ") + member_counts(retried.campaign))
+
+
+@campaign_app.command()
+def release(
+    campaign: CampaignArgument,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", metavar="KEY", help="Release only this held category (repeatable); default: all."),
+    ] = None,
+    api: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Let the members held after their category's sample run (see `aperture campaign report` first)."""
+    out, err = consoles()
+    with expected_failures(err), CampaignClient(api, token=token) as client:
+        released = client.release_campaign(campaign, category or None)
+    out.print(str(released.members_released), markup=False, highlight=False)
+    for key, count in released.released.items():
+        err.print(Text(f"{key}: {count} member{'' if count == 1 else 's'} released" if count else f"{key}: none held"))
+    err.print(Text(f"{released.campaign.name} is {released.campaign.state.value}; ") + member_counts(released.campaign))

@@ -8,6 +8,7 @@ from aperture_contracts.campaigns import (
     CampaignReport,
     CampaignState,
     CampaignView,
+    CategoryCount,
     Durations,
     FailureClass,
     MemberState,
@@ -21,6 +22,7 @@ from aperture_cli.views import format_bytes, format_duration, format_time
 CAMPAIGN_STATE_STYLES: dict[CampaignState, str] = {
     CampaignState.ACTIVE: "cyan",
     CampaignState.PAUSED: "yellow",
+    CampaignState.AWAITING_VALIDATION: "bold yellow",
     CampaignState.CANCELLED: "magenta",
     CampaignState.COMPLETED: "green",
 }
@@ -59,6 +61,10 @@ def campaign_view(view: CampaignView) -> RenderableType:
     if view.parameters:
         grid.add_row("parameters", Text(", ".join(f"{key}={value}" for key, value in view.parameters.items())))
     grid.add_row("in flight", f"{view.members.get(MemberState.SUBMITTED, 0)} (at most {view.max_in_flight})")
+    if view.sample_per_category is not None:
+        grid.add_row(
+            "sample first", f"{view.sample_per_category} per category; {view.held} members held until released"
+        )
     grid.add_row("members", member_counts(view))
     grid.add_row("updated", format_time(view.updated_at))
     return grid
@@ -115,6 +121,32 @@ def failures_table(failures: list[FailureClass]) -> Table:
     return table
 
 
+def categories_table(categories: list[CategoryCount], *, sampled: bool) -> Table:
+    """Members per category by state; with a sample, how many were in it, how many of those failed, and
+    how many members wait for the category's release."""
+    table = Table(title="Categories", title_justify="left", title_style="bold")
+    table.add_column("category", no_wrap=True)
+    for state in MemberState:
+        table.add_column(state.value, justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    if sampled:
+        for column in ("sampled", "sample failed", "held"):
+            table.add_column(column, justify="right", no_wrap=True)
+    for category in categories:
+        row: list[RenderableType] = [Text(category.category)]
+        row += [_count(category.members.get(state, 0), MEMBER_STATE_STYLES[state]) for state in MemberState]
+        row.append(str(category.total))
+        if sampled:
+            row += [str(category.sampled), _count(category.sample_failed, "bold red"), _count(category.held, "yellow")]
+        table.add_row(*row)
+    return table
+
+
+def _count(value: int, style: str) -> Text:
+    """A count in its colour, dim when nought (so that the few that matter stand out)."""
+    return Text(str(value), style=style if value else "dim")
+
+
 def report_view(report: CampaignReport) -> RenderableType:
     """`aperture campaign report`: states, failures with examples, throughput, times and when it ends."""
     view = report.campaign
@@ -147,5 +179,7 @@ def report_view(report: CampaignReport) -> RenderableType:
     figures.add_row("products", f"{report.products} files, {format_bytes(report.product_bytes)}")
     parts: list[RenderableType] = [campaign_view(view), Text(), states]
     parts.append(failures_table(report.failures) if report.failures else Text("no failures", style="green"))
+    if report.categories:
+        parts += [Text(), categories_table(report.categories, sampled=view.sample_per_category is not None)]
     parts += [Text(), figures, Text(f"as of {format_time(report.generated_at)}", style="dim")]
     return Group(*parts)

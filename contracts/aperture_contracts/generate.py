@@ -50,6 +50,8 @@ DOCUMENT_MODELS: dict[str, type[BaseModel]] = {
     "CampaignView": campaigns.CampaignView,
     "CampaignList": campaigns.CampaignList,
     "CampaignRetried": campaigns.CampaignRetried,
+    "CampaignRelease": campaigns.CampaignRelease,
+    "CampaignReleased": campaigns.CampaignReleased,
     "CampaignReport": campaigns.CampaignReport,
     "LedgerPage": ledger.LedgerPage,
     "LedgerSummary": ledger.LedgerSummary,

@@ -94,13 +94,16 @@ def mous_list(tmp_path: Path, site: Site, count: int) -> Path:
     return path
 
 
+LIMITS = 'size_limits={"max_cube_bytes": 1000000000}'
+
+
 def test_submit_prints_the_id_and_submitting_again_adds_nothing(site: Site, tmp_path: Path) -> None:
     members = mous_list(tmp_path, site, 6)
 
     first = aperture(site, "submit", "cycle10", "--pipeline-version", "2026.1", "--mous-list", str(members),
-                     "--max-in-flight", "4", "--param", "recipe=quicklook", "--param", "robust=0.5")
+                     "--max-in-flight", "4", "--param", LIMITS)
     again = aperture(site, "submit", "cycle10", "--pipeline-version", "2026.1", "--mous-list", str(members),
-                     "--max-in-flight", "4", "--param", "recipe=quicklook", "--param", "robust=0.5")
+                     "--max-in-flight", "4", "--param", LIMITS)
 
     assert first.exit_code == 0, first
     campaign_id = first.stdout.strip()
@@ -111,14 +114,14 @@ def test_submit_prints_the_id_and_submitting_again_adds_nothing(site: Site, tmp_
     assert "already known: 0 members added, 6 already in it" in again.stderr
     with CampaignClient(site.url, token=OPERATOR) as client:
         view = client.get_campaign(campaign_id)
-    assert view.parameters == {"recipe": "quicklook", "robust": 0.5}
+    assert view.parameters == {"size_limits": {"max_cube_bytes": 1000000000}}
     assert load_mous(site.database, archive_mous_id(0)).state is MousState.RECEIVED
 
     listed = aperture(site, "list")
     status = aperture(site, "status", "cycle10")
     assert listed.exit_code == 0 and campaign_id in listed.stdout and "cycle10" in listed.stdout
     assert status.exit_code == 0
-    assert "at most 4" in status.stdout and "recipe=quicklook" in status.stdout
+    assert "at most 4" in status.stdout and "size_limits=" in status.stdout
 
 
 def test_a_prefix_campaign_reports_failures_by_class_and_retry_reruns_only_that_class(site: Site) -> None:

@@ -1,11 +1,21 @@
 """Builders for the campaign tests (coordinator and CLI): an archive of small packages in an in-memory store
-that can list a prefix, and a driver that plays the workers of the MOUS a campaign submitted."""
+that can list a prefix, the metadata ingest would find in one, and a driver that plays the workers of the
+MOUS a campaign submitted."""
 
 from collections.abc import Collection, Iterator, Mapping
+from datetime import datetime
 
 from aperture_contracts.enums import ErrorClass, JobState, Stage
 from aperture_contracts.events import JobEvent
 from aperture_contracts.ids import mous_key
+from aperture_contracts.metadata import (
+    AntennaInfo,
+    FieldInfo,
+    MeasurementSetInfo,
+    MousMetadata,
+    RepresentativeSpw,
+    SpectralWindow,
+)
 from aperture_coordinator.db import Database
 from aperture_coordinator.models import Job, Mous
 from aperture_coordinator.state import Coordinator
@@ -48,6 +58,56 @@ def fill_archive(store: ListingObjectStore, count: int, *, size: int = 1000) -> 
     return members
 
 
+ANTENNAS = {"12m": ("DA", 12.0), "7m": ("CM", 7.0), "TP": ("PM", 12.0)}
+
+
+def observed(
+    *, array: str = "12m", frequency_hz: float = 230e9, spws: int = 4, channels: int = 1920, pointings: int = 1,
+    observatory: str = "ALMA",
+) -> MousMetadata:
+    """What ingest finds in an MOUS: one MS of `array`'s antennas, `spws` science spws from `frequency_hz`
+    up (the first, the representative one, with `channels` channels, the others 128) beside a WVR and a
+    channel-average spw, and a science target of `pointings` fields beside a calibrator. The target is
+    not listed in `science_targets`, so that a run plans no imaging (ingest, calibration, export)."""
+    prefix, diameter = ANTENNAS[array]
+    spw_ids = [17 + 2 * index for index in range(spws)]
+    windows = [
+        SpectralWindow(spw_id=0, name="WVR", num_channels=4, ref_frequency_hz=183e9, centre_frequency_hz=183e9,
+                       bandwidth_hz=8e9, channel_width_hz=2e9, min_frequency_hz=179e9, max_frequency_hz=187e9,
+                       science=False),
+        SpectralWindow(spw_id=1, name="CH_AVG", num_channels=1, ref_frequency_hz=frequency_hz,
+                       centre_frequency_hz=frequency_hz, bandwidth_hz=1.875e9, channel_width_hz=1.875e9,
+                       min_frequency_hz=frequency_hz, max_frequency_hz=frequency_hz + 1.875e9, science=False),
+    ]
+    for index, spw_id in enumerate(spw_ids):
+        low = frequency_hz + index * 2e9
+        count = channels if index == 0 else 128
+        windows.append(SpectralWindow(
+            spw_id=spw_id, num_channels=count, ref_frequency_hz=low, centre_frequency_hz=low + 0.9375e9,
+            bandwidth_hz=1.875e9, channel_width_hz=1.875e9 / count, min_frequency_hz=low,
+            max_frequency_hz=low + 1.875e9,
+        ))
+    fields = [FieldInfo(field_id=0, name="J0006-0623", ra_deg=1.6, dec_deg=-6.4,
+                        intents=["CALIBRATE_BANDPASS#ON_SOURCE"], is_science_target=False, spw_ids=spw_ids)]
+    fields += [
+        FieldInfo(field_id=1 + index, name="NGC 253", ra_deg=11.888 + index * 0.002, dec_deg=-25.288,
+                  intents=["OBSERVE_TARGET#ON_SOURCE"], is_science_target=True, spw_ids=spw_ids)
+        for index in range(pointings)
+    ]
+    antennas = [AntennaInfo(antenna_id=index, name=f"{prefix}{41 + index}", diameter_m=diameter) for index in range(4)]
+    ms = MeasurementSetInfo(
+        name="uid___A002_X1_X2.ms", observatory=observatory, time_start=datetime(2024, 1, 1),
+        time_end=datetime(2024, 1, 1, 1), exposure_s=3000.0, num_rows=1000, num_antennas=4, num_baselines=6,
+        antennas=antennas,
+        fields=fields, spectral_windows=windows, correlations=["XX", "YY"], intents=["OBSERVE_TARGET#ON_SOURCE"],
+        flagged_fraction=0.1, data_columns=["DATA"], has_calibrator_intents=True,
+    )
+    return MousMetadata(
+        measurement_sets=[ms], science_targets=[], science_spw_ids=spw_ids,
+        representative_spw=RepresentativeSpw(spw_id=spw_ids[0], source="data"), calibrated=False,
+    )
+
+
 def dispatched_jobs(database: Database, mous_ids: Collection[str] | None = None) -> list[Job]:
     """The jobs of current MOUS runs waiting for a worker (of `mous_ids` only, when given), in dispatch order."""
     with database.transaction() as session:
@@ -65,12 +125,14 @@ def dispatched_jobs(database: Database, mous_ids: Collection[str] | None = None)
 def play_workers(
     coordinator: Coordinator, database: Database, clock: FakeClock, *,
     only: Collection[str] | None = None, failures: Mapping[str, tuple[ErrorClass, str]] | None = None,
-    seconds_per_job: float = 60.0,
+    seconds_per_job: float = 60.0, metadata: Mapping[str, MousMetadata] | None = None,
 ) -> int:
     """Start and end every dispatched job (of the MOUS in `only`, when given) until none is left: the MOUS
     named in `failures` fail their ingest with that class and message, the others complete (ingest finds
-    no science target, so a run is ingest, calibration and export). Returns how many jobs ran."""
+    no science target, unless `metadata` gives the MOUS's, so a run is ingest, calibration and export).
+    Returns how many jobs ran."""
     failures = failures or {}
+    metadata = metadata or {}
     ran = 0
     while True:
         wave = dispatched_jobs(database, only)
@@ -91,8 +153,8 @@ def play_workers(
                 error_class, message = failures[job.mous_id]
                 event = failed(job.job_id, error_class, job.attempt, at=at, message=message, mous_id=job.mous_id)
             elif job.stage == Stage.INGEST:
-                event = ingest_succeeded(job.job_id, job.attempt, at=at, metadata=grid_metadata(0, 0),
-                                         mous_id=job.mous_id)
+                described = metadata.get(job.mous_id) or grid_metadata(0, 0)
+                event = ingest_succeeded(job.job_id, job.attempt, at=at, metadata=described, mous_id=job.mous_id)
             else:
                 event = stage_succeeded(job.job_id, job.stage, job.attempt, at=at, mous_id=job.mous_id)
             coordinator.apply_event(event)

@@ -258,12 +258,13 @@ def test_a_name_submitted_with_another_pipeline_version_or_parameters_is_a_confl
     database: Database, clock: FakeClock, store: ListingObjectStore,
 ) -> None:
     members = fill_archive(store, 2)
-    create(database, store, clock, members=members, parameters={"recipe": "quicklook"})
+    limits = {"size_limits": {"max_cube_bytes": 10**9}}
+    create(database, store, clock, members=members, parameters=limits)
 
     with pytest.raises(CampaignConflict, match="runs pipeline version 2026.1, not 2027.1") as version:
-        create(database, store, clock, members=members, parameters={"recipe": "quicklook"}, pipeline_version="2027.1")
+        create(database, store, clock, members=members, parameters=limits, pipeline_version="2027.1")
     with pytest.raises(CampaignConflict, match="other parameters") as parameters:
-        create(database, store, clock, members=members, parameters={"recipe": "full"})
+        create(database, store, clock, members=members, parameters={"size_limits": {"max_cube_bytes": 2 * 10**9}})
 
     assert (version.value.status, version.value.field) == (409, "pipeline_version")
     assert parameters.value.field == "parameters"

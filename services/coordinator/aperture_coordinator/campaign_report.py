@@ -5,18 +5,25 @@ Time per MOUS is wall time, from the campaign's submission of the MOUS to the mo
 queueing included, since that is what the campaign's length is made of. The expected completion comes
 from the rate members ended (completed or failed: both leave the queue) in the last hour, else since the
 first submission; a paused or cancelled campaign has none.
+
+Categories (campaign_categories.py) are counted by what is known of each member now: the attributes given
+up front, completed by its package's size and its MOUS's metadata; a sampled campaign's report says per
+category how many members were in the sample, how many of those failed, and how many are held.
 """
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from aperture_contracts.campaigns import (
     CampaignReport,
     CampaignState,
+    CategoryCount,
     Durations,
     FailureClass,
     FailureExample,
+    MemberAttributes,
     MemberState,
     SizeBucket,
     Throughput,
@@ -25,6 +32,7 @@ from aperture_contracts.enums import ErrorClass
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from aperture_coordinator.campaign_categories import category_key
 from aperture_coordinator.campaigns import load_campaign, view_of
 from aperture_coordinator.models import CampaignMember, Job, StoredObject
 
@@ -91,6 +99,36 @@ def products_of(session: Session, campaign_id: str) -> tuple[int, int]:
     return int(count), int(total)
 
 
+def categories_of(session: Session, campaign_id: str) -> list[CategoryCount]:
+    """Members per category as known now, most members first."""
+    rows = session.execute(
+        select(CampaignMember.attributes, CampaignMember.package_size, CampaignMember.state, CampaignMember.sampled,
+               CampaignMember.held)
+        .where(CampaignMember.campaign_id == campaign_id)
+    )
+    states: dict[str, Counter[MemberState]] = {}
+    figures: dict[str, Counter[str]] = {}
+    for attributes, package_size, state, sampled, held in rows:
+        known = MemberAttributes.model_validate(attributes)
+        if known.size_bytes is None and package_size is not None:  # a member submitted before it had attributes
+            known = known.model_copy(update={"size_bytes": package_size})
+        category = category_key(known)
+        states.setdefault(category, Counter())[state] += 1
+        counted = figures.setdefault(category, Counter())
+        counted["sampled"] += sampled
+        counted["sample_failed"] += sampled and state is MemberState.FAILED
+        counted["held"] += held and state is MemberState.PENDING
+    order = sorted(states, key=lambda category: (-states[category].total(), category))
+    return [
+        CategoryCount(
+            category=category, members={state: states[category][state] for state in MemberState},
+            total=states[category].total(), sampled=figures[category]["sampled"],
+            sample_failed=figures[category]["sample_failed"], held=figures[category]["held"],
+        )
+        for category in order
+    ]
+
+
 def _per_hour(count: int, span: timedelta) -> float | None:
     """None when no time has passed to measure a rate over."""
     return count / (span / HOUR) if span > timedelta(0) else None
@@ -137,4 +175,5 @@ def report(session: Session, reference: str, now: datetime) -> CampaignReport:
         products=products,
         product_bytes=product_bytes,
         generated_at=now,
+        categories=categories_of(session, campaign.id),
     )

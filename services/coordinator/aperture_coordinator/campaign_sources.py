@@ -3,16 +3,18 @@ lines), or the packages under a prefix of the store; and the MOUS id each packag
 
 This runs when a campaign is submitted, before anything is written, so that a manifest with a bad line
 or a prefix with no package is refused (422 naming the field) instead of making a campaign of nothing.
+A campaign that runs a sample of each category first needs each member's category before anything runs:
+the size of a package whose size is not given is then read from the store here.
 """
 
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Protocol, runtime_checkable
 
-from aperture_contracts.campaigns import PACKAGE_SUFFIXES, CampaignCreate, CampaignMember
+from aperture_contracts.campaigns import PACKAGE_SUFFIXES, CampaignCreate, CampaignMember, MemberAttributes
 from aperture_contracts.storage import ObjectRef
 from aperture_shared.errors import JobError, StorageError
 from pydantic import ValidationError
@@ -65,6 +67,7 @@ class StoreUnavailable(CampaignProblem):
 class ResolvedMember:
     mous_id: str
     object_key: str
+    attributes: MemberAttributes = field(default_factory=MemberAttributes)
 
 
 def is_package(key: str) -> bool:
@@ -100,8 +103,29 @@ def resolve_members(body: CampaignCreate, store: PackageLookup) -> list[Resolved
                 "a campaign processes one package per MOUS; keep one of them",
                 field,
             )
-        resolved[mous_id] = ResolvedMember(mous_id, member.object_key)
-    return list(resolved.values())
+        resolved[mous_id] = ResolvedMember(mous_id, member.object_key, member.attributes or MemberAttributes())
+    members = list(resolved.values())
+    return with_sizes(members, store) if body.sample_per_category is not None else members
+
+
+def with_sizes(members: list[ResolvedMember], store: PackageLookup) -> list[ResolvedMember]:
+    """The members, each package's size read from the store where it was not given (one look-up each). A
+    package not there keeps an unknown size: the feeder fails it as missing when its turn comes."""
+    sized = []
+    for member in members:
+        if member.attributes.size_bytes is None:
+            try:
+                size = store.stat(member.object_key).size if store.exists(member.object_key) else None
+            except StorageError as error:
+                raise StoreUnavailable(
+                    f"reading the size of {member.object_key!r} failed: {error.message}; try again in a minute"
+                ) from error
+            except JobError:  # an object not written through Aperture: its turn will say so
+                size = None
+            attributes = member.attributes.model_copy(update={"size_bytes": size})
+            member = ResolvedMember(member.mous_id, member.object_key, attributes)
+        sized.append(member)
+    return sized
 
 
 def read_manifest(store: PackageLookup, key: str) -> list[CampaignMember]:

@@ -14,6 +14,11 @@ A member's life: pending -> submitted (its MOUS run is in flight) -> completed |
    member as bad_input: no attempt can help until someone puts it there and retries the class);
 3. mark the campaign completed when no member is pending or in flight.
 
+Sample first (`sample_per_category`, campaign_samples.py): members held for their category's release are
+not submitted; when nothing else is pending or in flight, the campaign awaits validation until an operator
+releases categories (`release`). A member's attributes (its category) are completed as its run goes: the
+package's size at submission, the rest from the MOUS's metadata once it is ingested (campaign_categories.py).
+
 Crash safety: a member is claimed (submitted, with the run its submission will make) in one transaction
 and the MOUS submitted in the next. A claim whose run never appears was cut off by a crash: after
 CLAIM_GRACE it goes back to pending. A run the MOUS moved past (someone re-ran it) is adopted: the member
@@ -29,7 +34,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -39,14 +44,25 @@ from aperture_contracts.campaigns import (
     CampaignState,
     CampaignSubmitted,
     CampaignView,
+    MemberAttributes,
     MemberState,
 )
 from aperture_contracts.enums import ErrorClass, JobState, MousState, Recipe
+from aperture_contracts.metadata import MousMetadata
+from aperture_contracts.run_parameters import RunParameters
 from aperture_shared.errors import JobError, StorageError
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aperture_coordinator.campaign_categories import attributes_from_metadata, category_key, completed
+from aperture_coordinator.campaign_samples import (
+    awaiting_reason,
+    counted,
+    held_count,
+    place_members,
+    release_held,
+)
 from aperture_coordinator.campaign_sources import (
     CampaignProblem,
     PackageLookup,
@@ -120,7 +136,9 @@ def view_of(session: Session, campaign: Campaign) -> CampaignView:
     return CampaignView(
         campaign_id=campaign.id, name=campaign.name, state=campaign.state, reason=campaign.reason,
         pipeline_version=campaign.pipeline_version, parameters=campaign.parameters, recipe=campaign.recipe,
-        max_in_flight=campaign.max_in_flight, members=counts, total=sum(counts.values()),
+        max_in_flight=campaign.max_in_flight, sample_per_category=campaign.sample_per_category, members=counts,
+        total=sum(counts.values()),
+        held=held_count(session, campaign.id) if campaign.sample_per_category is not None else 0,
         created_at=campaign.created_at, updated_at=campaign.updated_at,
     )
 
@@ -171,7 +189,8 @@ def _create(
             campaign = Campaign(
                 id=new_campaign_id(), name=body.name, pipeline_version=body.pipeline_version,
                 parameters=body.parameters, recipe=body.recipe, state=CampaignState.ACTIVE, reason="submitted",
-                max_in_flight=body.max_in_flight, created_at=now, updated_at=now,
+                max_in_flight=body.max_in_flight, sample_per_category=body.sample_per_category, created_at=now,
+                updated_at=now,
             )
             session.add(campaign)
             session.flush()
@@ -180,15 +199,21 @@ def _create(
             campaign.max_in_flight = body.max_in_flight
         known = set(session.scalars(select(CampaignMember.mous_id).where(CampaignMember.campaign_id == campaign.id)))
         new = [member for member in members if member.mous_id not in known]
+        categories = [category_key(member.attributes) for member in new]
+        placements = place_members(session, campaign, categories)
         session.add_all(
             CampaignMember(
                 campaign_id=campaign.id, mous_id=member.mous_id, object_key=member.object_key,
-                state=MemberState.PENDING, message="waits for its turn", added_at=now,
+                state=MemberState.PENDING, added_at=now,
+                message="held until its category is released" if placement.held else "waits for its turn",
+                attributes=member.attributes.model_dump(exclude_none=True), category=category,
+                sampled=placement.sampled, held=placement.held,
             )
-            for member in new
+            for member, category, placement in zip(new, categories, placements, strict=True)
         )
         if new:
-            if campaign.state is CampaignState.COMPLETED:
+            if campaign.state in (CampaignState.COMPLETED, CampaignState.AWAITING_VALIDATION):
+                # The feeder decides at its next pass whether the new members wait for a release too.
                 campaign.state = CampaignState.ACTIVE
             campaign.reason = f"{len(new)} members added" if not created else f"submitted with {len(new)} members"
             campaign.updated_at = now
@@ -222,6 +247,12 @@ def _check_same_campaign(campaign: Campaign, body: CampaignCreate) -> None:
             f"campaign {campaign.name} was submitted with other parameters ({campaign.parameters}); {remedy}",
             "parameters",
         )
+    if campaign.sample_per_category != body.sample_per_category:
+        given = "no sample" if campaign.sample_per_category is None else f"{campaign.sample_per_category} per category"
+        raise CampaignConflict(
+            f"campaign {campaign.name} was submitted with sample_per_category {given}; {remedy}",
+            "sample_per_category",
+        )
 
 
 # -- steering -----------------------------------------------------------------------------------------
@@ -244,6 +275,11 @@ def resume(database: Database, reference: str, by: str, now: datetime) -> Campai
         campaign = load_campaign(session, reference, lock=True)
         if campaign.state is CampaignState.PAUSED:
             _set_state(campaign, CampaignState.ACTIVE, f"resumed by {by}", now)
+        elif campaign.state is CampaignState.AWAITING_VALIDATION:
+            raise CampaignConflict(
+                f"campaign {campaign.name} awaits the validation of its samples: release its categories "
+                f"(aperture campaign release {campaign.name}) to go on"
+            )
         elif campaign.state is not CampaignState.ACTIVE:
             raise CampaignConflict(f"campaign {campaign.name} is {campaign.state.value}: there is nothing to resume")
         return view_of(session, campaign)
@@ -269,10 +305,34 @@ def retry(
             member.message = f"retried by {by} after {error_class.value}"
             member.ended_at = None
         if members:
-            state = CampaignState.ACTIVE if campaign.state is CampaignState.COMPLETED else campaign.state
+            waiting = (CampaignState.COMPLETED, CampaignState.AWAITING_VALIDATION)
+            state = CampaignState.ACTIVE if campaign.state in waiting else campaign.state
             _set_state(campaign, state, f"{len(members)} {error_class.value} failures retried by {by}", now)
         log.info("campaign %s: %d %s failures retried", campaign.id, len(members), error_class.value)
         return view_of(session, campaign), len(members)
+
+
+def release(
+    database: Database, reference: str, categories: Sequence[str] | None, by: str, now: datetime
+) -> tuple[CampaignView, dict[str, int]]:
+    """Let the held members of these categories (None: of all) run; a campaign awaiting validation becomes
+    active. Returns the campaign and how many members were released per category."""
+    with database.transaction() as session:
+        campaign = load_campaign(session, reference, lock=True)
+        if campaign.state is CampaignState.CANCELLED:
+            raise CampaignConflict(f"campaign {campaign.name} was cancelled: there is nothing to release")
+        if campaign.sample_per_category is None:
+            raise CampaignConflict(
+                f"campaign {campaign.name} was submitted without sample_per_category: none of its members is held"
+            )
+        released = release_held(session, campaign, categories)
+        count = sum(released.values())
+        if count:
+            state = CampaignState.ACTIVE if campaign.state is CampaignState.AWAITING_VALIDATION else campaign.state
+            of = counted(sum(1 for n in released.values() if n), "category", "categories")
+            _set_state(campaign, state, f"{counted(count, 'member', 'members')} of {of} released by {by}", now)
+        log.info("campaign %s: %d held members released by %s", campaign.id, count, by)
+        return view_of(session, campaign), released
 
 
 def cancel(coordinator: Coordinator, reference: str, by: str) -> CampaignView:
@@ -376,12 +436,26 @@ def _follow(session: Session, member: CampaignMember, mous: Mous | None, now: da
     if mous.run > member.run:
         log.info("campaign member %s: MOUS re-run as run %d meanwhile; following it", member.mous_id, mous.run)
         member.run = mous.run
+    if mous.observation is not None and not _attributes_known(member):
+        _learn_attributes(member, attributes_from_metadata(MousMetadata.model_validate(mous.observation)))
     ended = ENDED_BY_MOUS_STATE.get(mous.state)
     if ended is MemberState.FAILED:
         failure = first_failure(session, mous)
         _end_member(member, ended, failure.message, mous.updated_at, failure.error_class, failure.job_id)
     elif ended is not None:
         _end_member(member, ended, mous.reason, mous.updated_at)
+
+
+def _attributes_known(member: CampaignMember) -> bool:
+    return all(member.attributes.get(name) is not None for name in MemberAttributes.model_fields)
+
+
+def _learn_attributes(member: CampaignMember, learned: MemberAttributes) -> None:
+    """Complete what is known of the member (its `category` stays: see campaign_samples.py)."""
+    known = MemberAttributes.model_validate(member.attributes)
+    filled = completed(known, learned)
+    if filled != known:
+        member.attributes = filled.model_dump(exclude_none=True)
 
 
 # -- feeding ------------------------------------------------------------------------------------------
@@ -398,6 +472,7 @@ class Claim:
     run: int
     rerun: bool
     recipe: Recipe = Recipe.FULL
+    parameters: RunParameters = field(default_factory=RunParameters)
 
 
 class CampaignFeeder:
@@ -452,13 +527,20 @@ class CampaignFeeder:
             room = max(0, campaign.max_in_flight - counts[MemberState.SUBMITTED])
             pending = list(session.scalars(
                 select(CampaignMember)
-                .where(CampaignMember.campaign_id == campaign.id, CampaignMember.state == MemberState.PENDING)
+                .where(
+                    CampaignMember.campaign_id == campaign.id, CampaignMember.state == MemberState.PENDING,
+                    CampaignMember.held.is_(False),
+                )
                 .order_by(CampaignMember.pk)
                 .limit(room)
             )) if room else []
-            if not pending and not counts[MemberState.SUBMITTED] and not counts[MemberState.PENDING]:
-                _set_state(campaign, CampaignState.COMPLETED, f"completed: {progress_sentence(counts)}", now)
-                log.info("campaign %s completed: %s", campaign.name, progress_sentence(counts))
+            if not pending and not counts[MemberState.SUBMITTED]:
+                if counts[MemberState.PENDING]:  # every one of them is held
+                    _set_state(campaign, CampaignState.AWAITING_VALIDATION, awaiting_reason(session, campaign), now)
+                    log.info("campaign %s awaits validation: %s", campaign.name, campaign.reason)
+                else:
+                    _set_state(campaign, CampaignState.COMPLETED, f"completed: {progress_sentence(counts)}", now)
+                    log.info("campaign %s completed: %s", campaign.name, progress_sentence(counts))
                 return []
             runs = {
                 mous_id: run
@@ -472,7 +554,8 @@ class CampaignFeeder:
                 member.state, member.run, member.submitted_at = MemberState.SUBMITTED, (current or 0) + 1, now
                 member.message = "being submitted"
                 claims.append(Claim(member.pk, campaign.id, member.mous_id, member.object_key, member.run,
-                                    rerun=current is not None, recipe=campaign.recipe))
+                                    rerun=current is not None, recipe=campaign.recipe,
+                                    parameters=RunParameters.model_validate(campaign.parameters)))
             return claims
 
     def _submit(self, claim: Claim) -> int | None:
@@ -497,7 +580,7 @@ class CampaignFeeder:
             return 0
         submission = Submission(
             claim.mous_id, package, safe_package_name(claim.object_key), rerun=claim.rerun,
-            campaign_id=claim.campaign_id, recipe=claim.recipe,
+            campaign_id=claim.campaign_id, recipe=claim.recipe, parameters=claim.parameters,
         )
         try:
             outcome = self.coordinator.submit(submission)
@@ -518,6 +601,7 @@ class CampaignFeeder:
             if campaign is None or member is None:
                 return False
             member.run, member.package_size = run, package_size
+            _learn_attributes(member, MemberAttributes(size_bytes=package_size))
             if campaign.state is CampaignState.CANCELLED:
                 _end_member(member, MemberState.CANCELLED, campaign.reason, now)
                 return True

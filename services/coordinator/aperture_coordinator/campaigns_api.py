@@ -1,10 +1,10 @@
 """/api/v1/campaigns: archive re-processing campaigns (submit, list, read, report, pause, resume, cancel,
-and retry the failures of one error class).
+retry the failures of one error class, and release the categories held after their samples ran).
 
 Campaigns are an operator's business: every endpoint needs an operator's bearer token (401 without a
 known token, 403 with a user's). Problems are Problem bodies naming the field (422), the campaign (404),
 the state that forbids the call (409) or the object store that cannot be read (503). A submission, a
-resume and a retry start feeding at once rather than at the feeder's next pass.
+resume, a retry and a release start feeding at once rather than at the feeder's next pass.
 """
 
 import asyncio
@@ -16,6 +16,8 @@ from aperture_contracts.api import Problem
 from aperture_contracts.campaigns import (
     CampaignCreate,
     CampaignList,
+    CampaignRelease,
+    CampaignReleased,
     CampaignReport,
     CampaignRetried,
     CampaignState,
@@ -23,7 +25,7 @@ from aperture_contracts.campaigns import (
     CampaignView,
 )
 from aperture_contracts.enums import ErrorClass
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -44,7 +46,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (401, "no token, or an unknown one"),
         (403, "the token is a user's, not an operator's"),
         (404, "no such campaign"),
-        (409, "the campaign's state forbids it (cancelled, completed), or the name is another campaign's"),
+        (409, "the campaign's state forbids it (cancelled, completed, not sampled), or the name is another "
+              "campaign's"),
         (422, "a field is wrong: `errors` names it"),
         (503, "the object store cannot be read now"),
     )
@@ -174,5 +177,21 @@ def campaigns_router(
         await feed(view.campaign_id)
         view = await asyncio.to_thread(read_view, view.campaign_id)
         return CampaignRetried(campaign=view, error_class=error_class, members_requeued=requeued)
+
+    @router.post(
+        "/{campaign_id}/release", response_model=CampaignReleased,
+        summary="Let the members held after their category's sample run (all held categories, or those named)",
+    )
+    async def release(
+        campaign_id: CampaignId, who: Operator,
+        body: Annotated[CampaignRelease | None, Body(description="no body: every held category")] = None,
+    ) -> CampaignReleased:
+        categories = body.categories if body is not None else None
+        view, released = await asyncio.to_thread(
+            campaigns.release, database, campaign_id, categories, who.user, clock()
+        )
+        await feed(view.campaign_id)
+        view = await asyncio.to_thread(read_view, view.campaign_id)
+        return CampaignReleased(campaign=view, released=released, members_released=sum(released.values()))
 
     return router
