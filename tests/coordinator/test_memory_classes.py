@@ -24,21 +24,26 @@ TWO_CLASSES = {MemoryClass.STANDARD: 4096, MemoryClass.LARGE: 16384}
 
 def test_a_job_goes_to_the_smallest_class_that_fits_its_estimate_with_a_margin() -> None:
     classes = MemoryClasses(TWO_CLASSES)
-    assert classes.for_estimate(None) is MemoryClass.STANDARD  # nothing measured yet
-    assert classes.for_estimate(3000) is MemoryClass.STANDARD  # 3000 x 1.2 = 3600 <= 4096
-    assert classes.for_estimate(3500) is MemoryClass.LARGE  # 4200 > 4096
-    assert classes.for_estimate(50_000) is MemoryClass.LARGE  # fits none: the largest there is
+    assert classes.for_estimate(Stage.IMAGING, None) is MemoryClass.STANDARD  # nothing measured yet
+    assert classes.for_estimate(Stage.IMAGING, 3000) is MemoryClass.STANDARD  # 3000 x 1.2 = 3600 <= 4096
+    assert classes.for_estimate(Stage.IMAGING, 3500) is MemoryClass.LARGE  # 4200 > 4096
+    assert classes.for_estimate(Stage.IMAGING, 50_000) is MemoryClass.LARGE  # fits none: the largest there is
+    # A stage without large workers keeps its jobs on the standard class, whatever they measured.
+    assert classes.for_estimate(Stage.CALIBRATION, 50_000) is MemoryClass.STANDARD
 
 
 def test_only_a_deployed_class_with_more_memory_is_a_next_class() -> None:
-    assert MemoryClasses(TWO_CLASSES).after_out_of_memory(MemoryClass.STANDARD) is MemoryClass.LARGE
-    assert MemoryClasses(TWO_CLASSES).after_out_of_memory(MemoryClass.LARGE) is None
-    assert MemoryClasses({MemoryClass.STANDARD: 8192}).after_out_of_memory(MemoryClass.STANDARD) is None
+    two = MemoryClasses(TWO_CLASSES)
+    assert two.after_out_of_memory(Stage.IMAGING, MemoryClass.STANDARD) is MemoryClass.LARGE
+    assert two.after_out_of_memory(Stage.IMAGING, MemoryClass.LARGE) is None
+    assert two.after_out_of_memory(Stage.CALIBRATION, MemoryClass.STANDARD) is None  # no large calibration workers
+    one = MemoryClasses({MemoryClass.STANDARD: 8192})
+    assert one.after_out_of_memory(Stage.IMAGING, MemoryClass.STANDARD) is None
     # A "large" class configured no larger than the standard one is no way out.
     same = MemoryClasses({MemoryClass.STANDARD: 8192, MemoryClass.LARGE: 8192})
-    assert same.after_out_of_memory(MemoryClass.STANDARD) is None
-    with pytest.raises(ValueError, match="at least one memory class"):
-        MemoryClasses({})
+    assert same.after_out_of_memory(Stage.IMAGING, MemoryClass.STANDARD) is None
+    with pytest.raises(ValueError, match="the standard memory class"):
+        MemoryClasses({MemoryClass.LARGE: 8192})
 
 
 def test_out_of_memory_is_retried_only_towards_a_larger_class() -> None:
@@ -68,7 +73,8 @@ def test_the_worker_setting_picks_the_queue_of_its_class() -> None:
 
 @pytest.fixture
 def two_class_coordinator(database_url: str, database: Database, clock: FakeClock) -> Coordinator:
-    settings = make_settings(database_url, memory_classes_mb=TWO_CLASSES)
+    # Ingest stands for any stage here: these tests drive the ingest job, the first of every run.
+    settings = make_settings(database_url, memory_classes_mb=TWO_CLASSES, memory_class_stages=[Stage.INGEST])
     return Coordinator(database, settings, clock=clock, rng=random.Random(7))
 
 
@@ -116,15 +122,19 @@ def test_out_of_memory_moves_the_job_to_a_large_worker_once_then_fails_it(
     assert len(outbox(database)) == 2  # no third attempt
 
 
-def test_with_one_class_deployed_out_of_memory_is_final(
-    coordinator: Coordinator, database: Database, clock: FakeClock
+@pytest.mark.parametrize("classes", [{MemoryClass.STANDARD: 8192}, TWO_CLASSES], ids=["one class", "no large ingest"])
+def test_out_of_memory_is_final_with_one_class_deployed_or_on_a_stage_without_large_workers(
+    classes: dict[MemoryClass, int], database_url: str, database: Database, clock: FakeClock
 ) -> None:
+    settings = make_settings(database_url, memory_classes_mb=classes)  # large workers for imaging only
+    coordinator = Coordinator(database, settings, clock=clock, rng=random.Random(7))
     submit(coordinator)
     coordinator.apply_event(started(INGEST, at=clock.advance(1)))
     coordinator.apply_event(out_of_memory(INGEST, 1, clock, peak_mb=8300.0))
     job = load_job(database, INGEST)
     assert (job.state, job.memory_class) == (JobState.FAILED, MemoryClass.STANDARD)
     assert "another attempt cannot help" in job.reason
+    assert [row.routing_key for row in outbox(database)] == ["ingest"]
 
 
 def test_a_rerun_sends_a_job_that_ran_out_of_memory_before_straight_to_the_larger_class(

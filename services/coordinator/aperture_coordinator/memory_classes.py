@@ -1,9 +1,11 @@
 """Which size of worker a job goes to.
 
-Each stage has one queue per memory class (topology.job_queue); the deployment says which classes it runs
-and how much memory a CASA process of each may hold (APERTURE_MEMORY_CLASSES_MB, e.g.
-{"standard": 8192, "large": 65536}). A job goes to the smallest deployed class whose memory fits its
-estimate with a margin; without an estimate, to the smallest.
+Each stage has one queue per memory class (topology.job_queue); the deployment says which classes it runs,
+how much memory a CASA process of each may hold (APERTURE_MEMORY_CLASSES_MB, e.g.
+{"standard": 8192, "large": 65536}) and which stages have workers of the larger classes
+(APERTURE_MEMORY_CLASS_STAGES, default imaging: the stage whose memory grows with its product); the other
+stages' jobs always go to the standard class. A job goes to the smallest deployed class whose memory fits
+its estimate with a margin; without an estimate, to the smallest.
 
 The estimate is measured, not modelled: the largest peak memory the same job reached in earlier runs of
 the MOUS (a campaign's retry, a re-submission), and the limit it hit when it ran out of memory. A job that
@@ -15,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aperture_contracts.enums import ErrorClass, MemoryClass
+from aperture_contracts.enums import ErrorClass, MemoryClass, Stage
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -31,28 +33,32 @@ class MemoryClasses:
     """The deployed classes and the memory of each (MB)."""
 
     memory_mb: Mapping[MemoryClass, int]
+    stages: frozenset[Stage] = frozenset({Stage.IMAGING})  # the stages with workers of every class
 
     def __post_init__(self) -> None:
-        if not self.memory_mb:
-            raise ValueError("at least one memory class must be deployed (APERTURE_MEMORY_CLASSES_MB)")
+        if MemoryClass.STANDARD not in self.memory_mb:
+            raise ValueError("the standard memory class must be deployed (APERTURE_MEMORY_CLASSES_MB)")
 
-    @property
-    def deployed(self) -> list[MemoryClass]:
-        """Smallest first (the enum's order)."""
+    def deployed(self, stage: Stage) -> list[MemoryClass]:
+        """The classes `stage` has workers of, smallest first (the enum's order)."""
+        if stage not in self.stages:
+            return [MemoryClass.STANDARD]
         return [memory_class for memory_class in MemoryClass if memory_class in self.memory_mb]
 
-    def for_estimate(self, estimate_mb: float | None) -> MemoryClass:
+    def for_estimate(self, stage: Stage, estimate_mb: float | None) -> MemoryClass:
         """The smallest class that fits `estimate_mb` with the margin; the largest when none does."""
-        if estimate_mb is not None:
-            for memory_class in self.deployed:
-                if estimate_mb * ESTIMATE_MARGIN <= self.memory_mb[memory_class]:
-                    return memory_class
-        return self.deployed[0] if estimate_mb is None else self.deployed[-1]
+        classes = self.deployed(stage)
+        if estimate_mb is None:
+            return classes[0]
+        for memory_class in classes:
+            if estimate_mb * ESTIMATE_MARGIN <= self.memory_mb[memory_class]:
+                return memory_class
+        return classes[-1]
 
-    def after_out_of_memory(self, current: MemoryClass) -> MemoryClass | None:
-        """The next deployed class with more memory than `current`, or None when there is none."""
+    def after_out_of_memory(self, stage: Stage, current: MemoryClass) -> MemoryClass | None:
+        """The next class of `stage` with more memory than `current`, or None when there is none."""
         floor = self.memory_mb.get(current, 0)
-        larger = [memory_class for memory_class in self.deployed if self.memory_mb[memory_class] > floor]
+        larger = [memory_class for memory_class in self.deployed(stage) if self.memory_mb[memory_class] > floor]
         return larger[0] if larger else None
 
 
@@ -92,4 +98,4 @@ def assign_memory_classes(
     estimates = estimates_from_earlier_runs(session, mous_id, run, classes) if run > 1 else {}
     for job in jobs:
         job.estimated_memory_mb = estimates.get(job_identity(job.job_id))
-        job.memory_class = classes.for_estimate(job.estimated_memory_mb)
+        job.memory_class = classes.for_estimate(job.stage, job.estimated_memory_mb)

@@ -55,6 +55,11 @@ class CoordinatorSettings(CommonSettings):
         description="the worker classes deployed and the CASA memory of each, MB (JSON in the environment, "
         'e.g. {"standard": 8192, "large": 65536}); a job that runs out of memory is retried on the next larger',
     )
+    # From the environment: a comma-separated list, like enabled_stages.
+    memory_class_stages: Annotated[list[Stage], NoDecode] = Field(
+        default_factory=lambda: [Stage.IMAGING],
+        description="the stages with workers of every class in memory_classes_mb; the others run standard only",
+    )
     # Cubes with more native channels than this are imaged in channel chunks by several workers and joined
     # (planner.py). A chunk repeats the cube's fixed costs (fetching its data, starting CASA, the quick PSF
     # and the sensitivity), some 10-20 s on small data, so chunks pay off only when imaging their channels
@@ -121,7 +126,7 @@ class CoordinatorSettings(CommonSettings):
         None, description="for tests only: the relay kills its own process once at this point"
     )
 
-    @field_validator("enabled_stages", mode="before")
+    @field_validator("enabled_stages", "memory_class_stages", mode="before")
     @classmethod
     def _split_stage_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -209,7 +209,7 @@ class Coordinator:
             backoff_cap_s=settings.retry_backoff_cap_s,
             jitter_fraction=settings.retry_jitter_fraction,
         )
-        self.memory_classes = MemoryClasses(settings.memory_classes_mb)
+        self.memory_classes = MemoryClasses(settings.memory_classes_mb, frozenset(settings.memory_class_stages))
 
     # -- submitting and cancelling ---------------------------------------------------------------------
 
@@ -417,7 +417,7 @@ class Coordinator:
         job.attempts.append(Attempt(attempt=job.attempt, dispatched_at=now, deliveries=0))
         job.attempts[-1].memory_class = job.memory_class
         of_max = f"{job.attempt} of {self.settings.max_attempts}"
-        workers = "" if len(self.memory_classes.deployed) == 1 else f", {job.memory_class.value} workers"
+        workers = "" if len(self.memory_classes.deployed(job.stage)) == 1 else f", {job.memory_class.value} workers"
         reason = f"queued for the {job.stage.value} service (attempt {of_max}{workers})"
         self._set_job_state(job, JobState.DISPATCHED, reason, now)
         message = self.message_builders[job.stage](mous, job, self.settings.time_limit_s(job.stage), now)
@@ -589,7 +589,7 @@ class Coordinator:
             attempt.error_message = message
             attempt.detail = detail or attempt.detail
         larger = (
-            self.memory_classes.after_out_of_memory(job.memory_class)
+            self.memory_classes.after_out_of_memory(job.stage, job.memory_class)
             if error_class is ErrorClass.OUT_OF_MEMORY else None
         )
         decision = self.retry_policy.decide(
