@@ -8,14 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aperture_calibration.settings import CalibrationSettings
-from aperture_export.settings import ExportSettings
-from aperture_findcont.settings import FindcontSettings
-from aperture_footprint.settings import FootprintSettings
-from aperture_imaging.settings import ImagingSettings
-from aperture_ingest.settings import IngestSettings
-from aperture_previews.settings import PreviewsSettings
-from pydantic_settings import BaseSettings
 from support.requirements import find_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +24,6 @@ SECRET_TEST_VALUES = {
     "s3-secret-key": "minio-test-secret",
     "api-tokens": '{"test-token": {"user": "alice", "role": "user"}}',
     "database-url": "postgresql+psycopg://aperture:postgres-test-secret@postgres:5432/aperture",
-}
-STAGE_WORKER_SETTINGS: dict[str, type[BaseSettings]] = {
-    "ingest": IngestSettings, "calibration": CalibrationSettings, "findcont": FindcontSettings,
-    "imaging": ImagingSettings, "previews": PreviewsSettings, "footprint": FootprintSettings,
-    "export": ExportSettings,
 }
 MEMORY_UNITS = {"": 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "k": 1000, "M": 1000**2, "G": 1000**3}
 

@@ -1,5 +1,6 @@
 """The Docker Compose stack, checked without a Docker engine: docker-compose renders it when the secrets
-are set and refuses it, naming the secret, when one is not; the file matches the Compose specification.
+are set and refuses it, naming the secret, when one is not; the file matches the Compose specification;
+the workers agree with the coordinator's worker memory classes.
 
 Tools: Debian's `docker-compose` (`apt-get install -y --no-install-recommends docker-compose`; the
 --no-install-recommends keeps the engine out) and `check-jsonschema` (PyPI). Missing tools skip these
@@ -7,13 +8,24 @@ tests locally and fail them under CI=true.
 """
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from aperture_contracts.enums import MemoryClass, Stage
+from aperture_shared.settings import CasaSettings
+from settings_fields import STAGE_WORKER_SETTINGS, variable_is_read
 from support.requirements import find_tool
+from worker_memory_classes import (
+    DeployedWorker,
+    compose_memory_bytes,
+    coordinator_memory_classes,
+    deployed_worker,
+    memory_class_problems,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +42,7 @@ APERTURE_SERVICES = ("coordinator", "ingest")
 INFRASTRUCTURE = ("minio", "rabbitmq", "postgres")
 MONITORING = ("prometheus", "grafana")
 STAGE_WORKERS = ("ingest", "calibration", "findcont", "imaging", "previews", "footprint", "export")
-
+SCRATCH_ROOT = "/var/lib/aperture/scratch"
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +213,93 @@ def test_published_ports_listen_on_the_loopback_only(rendered: dict[str, Any]) -
 
     assert published
     assert all(port.startswith("127.0.0.1:") for port in published), published
+
+
+# -- worker memory classes --------------------------------------------------------------------------------
+
+
+def worker_stage(service: dict[str, Any]) -> Stage | None:
+    """The stage a service's image works (aperture-<stage>:<tag>), or None for any other service."""
+    match = re.fullmatch(r"aperture-([a-z]+):.+", str(service.get("image", "")))
+    stages = {stage.value: stage for stage in Stage}
+    return stages.get(match.group(1)) if match else None
+
+
+def compose_workers(services: dict[str, Any]) -> list[DeployedWorker]:
+    workers = []
+    for name, service in services.items():
+        stage = worker_stage(service)
+        if stage is not None:
+            limit = compose_memory_bytes(service["mem_limit"]) if "mem_limit" in service else None
+            workers.append(deployed_worker(name, stage, service["environment"], limit))
+    return workers
+
+
+def test_every_worker_service_sets_only_settings_its_stage_reads(rendered: dict[str, Any]) -> None:
+    """The large imaging worker too, which test_dockerfiles.py (one service per Dockerfile) does not see."""
+    services = rendered["services"]
+    unread = {
+        name: sorted(
+            variable
+            for variable in service["environment"]
+            if variable.startswith("APERTURE_")
+            and not variable_is_read(variable, STAGE_WORKER_SETTINGS[stage], CasaSettings)
+        )
+        for name, service in services.items()
+        if (stage := worker_stage(service)) is not None
+    }
+
+    assert set(STAGE_WORKERS) | {"imaging-large"} <= set(unread)
+    assert {name: variables for name, variables in unread.items() if variables} == {}
+
+
+def test_every_memory_class_of_the_coordinator_has_workers_sized_for_it(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    classes = coordinator_memory_classes(services["coordinator"]["environment"])
+    workers = compose_workers(services)
+
+    assert set(classes) == set(MemoryClass)  # the stack runs the large class
+    assert memory_class_problems(classes, workers) == []
+    # Only imaging runs in more than one class: the stage whose memory grows with its product.
+    assert {worker.stage for worker in workers if worker.memory_class != MemoryClass.STANDARD} == {Stage.IMAGING}
+
+
+def test_the_large_imaging_worker_is_the_imaging_worker_with_more_memory(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    standard, large = services["imaging"], services["imaging-large"]
+    standard_environment, large_environment = dict(standard["environment"]), dict(large["environment"])
+    differing = {"APERTURE_MEMORY_CLASS", "APERTURE_CASA_MEMORY_LIMIT_MB"}
+
+    for key in ("image", "build", "depends_on", "stop_grace_period", "platform", "restart"):
+        assert large.get(key) == standard.get(key), key
+    assert {k: v for k, v in large_environment.items() if k not in differing} == {
+        k: v for k, v in standard_environment.items() if k not in differing
+    }
+    assert large_environment["APERTURE_MEMORY_CLASS"] == MemoryClass.LARGE
+    assert int(large_environment["APERTURE_CASA_MEMORY_LIMIT_MB"]) > int(
+        standard_environment["APERTURE_CASA_MEMORY_LIMIT_MB"]
+    )
+    for service in (standard, large):
+        # No swap beyond the limit: swapped-out pages would hide from the watchdog, which reads resident memory.
+        assert compose_memory_bytes(service["memswap_limit"]) == compose_memory_bytes(service["mem_limit"])
+
+
+def test_the_large_imaging_worker_has_a_scratch_volume_of_its_own(rendered: dict[str, Any]) -> None:
+    """At start a worker removes the scratch folders of processes that no longer run, by pid
+    (aperture_shared.scratch); pids are per container, so on a shared volume one worker could take the
+    other's running job for an orphan and delete its folder."""
+    services = rendered["services"]
+    scratch = {}
+    for name in ("imaging", "imaging-large"):
+        environment = services[name]["environment"]
+        root = environment.get("APERTURE_CASA_SCRATCH_ROOT", SCRATCH_ROOT)
+        [volume] = [
+            str(volume).split(":")[0] for volume in services[name]["volumes"] if str(volume).split(":")[1] == root
+        ]
+        scratch[name] = volume
+
+    assert scratch["imaging"] != scratch["imaging-large"]
+    assert set(scratch.values()) <= set(rendered["volumes"])
 
 
 # -- monitoring (ops/) -------------------------------------------------------------------------------------

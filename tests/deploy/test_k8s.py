@@ -2,13 +2,15 @@
 Kubernetes 1.30 API schemas strictly (unknown fields too), and its wiring agrees with the code it runs:
 every APERTURE_ variable is a setting the service reads and accepts, probes and scrape annotations hit
 the port the service listens on, credentials come only from the documented Secret, images and commands
-are the ones docker-compose builds and runs, and what the containers write lies on writable volumes.
+are the ones docker-compose builds and runs, what the containers write lies on writable volumes, and the
+workers of each memory class the coordinator uses are there and sized for it.
 
 Tools: `kubectl` (Debian 12: `apt-get install -y kubernetes-client`, kubectl 1.20, whose built-in
 Kustomize renders this base) and `kubernetes-validate` (PyPI). A missing tool skips these tests locally
 and fails them under CI=true.
 """
 
+import copy
 import os
 import re
 import tomllib
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aperture_contracts.enums import MemoryClass, Stage
 from aperture_coordinator.main import cli as coordinator_cli
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_shared.settings import CasaSettings, CommonSettings
@@ -29,7 +32,6 @@ from k8s_manifests import (
     ROOT,
     SECRET_NAME,
     SECRET_TEST_VALUES,
-    STAGE_WORKER_SETTINGS,
     container_port,
     documented_secret_keys,
     documents,
@@ -41,14 +43,18 @@ from k8s_manifests import (
     validate_strictly,
 )
 from pydantic_settings import BaseSettings
-from settings_fields import variable_is_read
+from settings_fields import STAGE_WORKER_SETTINGS, variable_is_read
+from worker_memory_classes import (
+    MEMORY_HEADROOM_BYTES,
+    coordinator_memory_classes,
+    deployed_worker,
+    memory_class_problems,
+)
 
 pytestmark = pytest.mark.integration
 
 BASE = ROOT / "k8s" / "base"
-# Between CASA's memory limit (the worker's watchdog) and the container's: the worker process itself,
-# page cache, and what CASA allocates between two samples of the watchdog.
-MEMORY_HEADROOM_BYTES = 1024**3
+CASA_LIMIT = "APERTURE_CASA_MEMORY_LIMIT_MB"
 
 
 @dataclass(frozen=True)
@@ -86,9 +92,15 @@ WORKLOADS = {
             )
             for stage, settings in STAGE_WORKER_SETTINGS.items()
         ),
+        # The large-memory imaging worker: imaging's image and command, its own compose service.
+        Workload(
+            kind="Deployment", name="aperture-imaging-large", compose_service="imaging-large", package="imaging",
+            settings=(STAGE_WORKER_SETTINGS[Stage.IMAGING], CasaSettings), credentials=SERVICE_CREDENTIALS,
+            listen=("APERTURE_HTTP_HOST", "APERTURE_HTTP_PORT"),
+        ),
     )
 }
-WORKERS = [f"aperture-{stage}" for stage in STAGE_WORKER_SETTINGS]
+WORKERS = [*(f"aperture-{stage}" for stage in STAGE_WORKER_SETTINGS), "aperture-imaging-large"]
 SERVICES = [name for name, workload in WORKLOADS.items() if workload.listen is not None]
 
 
@@ -389,6 +401,54 @@ def test_the_casa_watchdog_fires_before_the_kernel_oom_killer(resources: list[di
     assert casa_limit_bytes + MEMORY_HEADROOM_BYTES <= memory["limits"]
     # What one job may use is reserved for it when the pod is scheduled.
     assert memory["requests"] >= casa_limit_bytes
+
+
+def test_every_memory_class_of_the_coordinator_has_workers_sized_for_it(resources: list[dict[str, Any]]) -> None:
+    coordinator = only_container(resources, WORKLOADS["aperture-coordinator"])
+    classes = coordinator_memory_classes(plain_environment(resources, coordinator))
+    workers = []
+    for name in WORKERS:
+        container = only_container(resources, WORKLOADS[name])
+        stage = Stage(container["command"][0].removeprefix("aperture-"))
+        limit = quantity_bytes(container["resources"]["limits"]["memory"])
+        workers.append(deployed_worker(name, stage, plain_environment(resources, container), limit))
+
+    assert set(classes) == set(MemoryClass)
+    assert memory_class_problems(classes, workers) == []
+
+
+def test_the_large_imaging_worker_is_the_imaging_pod_with_more_memory(resources: list[dict[str, Any]]) -> None:
+    """The two files are kept by hand: everything but names, class, memory and scratch room must agree."""
+
+    def shape(name: str) -> dict[str, Any]:
+        deployment = copy.deepcopy(find(resources, "Deployment", name))
+        for labels in (
+            deployment["metadata"]["labels"],
+            deployment["spec"]["selector"]["matchLabels"],
+            deployment["spec"]["template"]["metadata"]["labels"],
+        ):
+            labels.pop("app.kubernetes.io/name")
+        del deployment["metadata"]["name"]
+        spec = deployment["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        container["env"] = [v for v in container["env"] if v["name"] not in {"APERTURE_MEMORY_CLASS", CASA_LIMIT}]
+        del container["resources"]
+        [scratch] = [volume for volume in spec["volumes"] if volume["name"] == "scratch"]
+        del scratch["emptyDir"]["sizeLimit"]
+        return deployment
+
+    standard = only_container(resources, WORKLOADS["aperture-imaging"])
+    large = only_container(resources, WORKLOADS["aperture-imaging-large"])
+    memory = {
+        name: {kind: quantity_bytes(amounts["memory"]) for kind, amounts in container["resources"].items()}
+        for name, container in (("standard", standard), ("large", large))
+    }
+
+    assert shape("aperture-imaging-large") == shape("aperture-imaging")
+    assert plain_environment(resources, large)["APERTURE_MEMORY_CLASS"] == MemoryClass.LARGE
+    assert "APERTURE_MEMORY_CLASS" not in plain_environment(resources, standard)  # standard, the default
+    assert memory["large"]["limits"] > memory["standard"]["limits"]
+    assert memory["large"]["requests"] > memory["standard"]["requests"]
 
 
 @pytest.mark.parametrize("worker", WORKERS)

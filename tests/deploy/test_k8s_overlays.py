@@ -1,9 +1,10 @@
 """The overlays (k8s/overlays/dev and k8s/overlays/prod), checked without a cluster: kubectl renders them;
 their standard objects match the Kubernetes 1.30 API schemas strictly; their custom resources (KEDA,
 Prometheus Operator) match the schemas of those projects' CRDs, closed to unknown fields; and the wiring
-holds: KEDA reads the queues the workers consume and never stops a running job, disruption budgets,
-network policies and monitors select the pods they are about, dev runs its own servers with marked
-development credentials, prod runs none and commits no credential.
+holds: KEDA reads the queues the workers consume and never stops a running job, each memory class the
+coordinator uses has its workers sized for it, disruption budgets, network policies and monitors select
+the pods they are about, dev runs its own servers with marked development credentials, prod runs none
+and commits no credential.
 
 Tools: `kubectl` and `kubernetes-validate` as for test_k8s.py; node with the npm packages of
 tools/deploy (tools/deploy/crd-schemas.sh installs them) for the CRD schemas. A missing tool skips these
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from aperture_contracts import topology
-from aperture_contracts.enums import Stage
+from aperture_contracts.enums import MemoryClass, Stage
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_shared.settings import CasaSettings, CommonSettings
 from jsonschema import Draft7Validator
@@ -37,7 +38,6 @@ from k8s_manifests import (
     ROOT,
     SECRET_NAME,
     SECRET_TEST_VALUES,
-    STAGE_WORKER_SETTINGS,
     container_port,
     documented_secret_keys,
     documents,
@@ -52,8 +52,14 @@ from k8s_manifests import (
 from pydantic_settings import BaseSettings
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
-from settings_fields import variable_is_read
+from settings_fields import STAGE_WORKER_SETTINGS, variable_is_read
 from support.requirements import find_tool, require
+from worker_memory_classes import (
+    MEMORY_HEADROOM_BYTES,
+    coordinator_memory_classes,
+    deployed_worker,
+    memory_class_problems,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,9 +68,7 @@ OVERLAYS = ("dev", "prod")
 CRD_SCHEMA_TOOLS = ROOT / "tools" / "deploy"
 CUSTOM_API_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
 POD_OWNERS = {"Deployment", "StatefulSet", "Job"}
-WORKER_STAGES = [stage.value for stage in Stage]
 MONITORING_NAMESPACE = "monitoring"
-MEMORY_HEADROOM_BYTES = 1024**3  # between the CASA watchdog's limit and the container's, as in test_k8s.py
 # RabbitMQ honours a queue's x-consumer-timeout from this version on (aperture_shared.messaging).
 PER_QUEUE_CONSUMER_TIMEOUT_SINCE = (3, 12)
 # The servers dev runs, by the Service name the services' URLs use.
@@ -156,14 +160,22 @@ def pod_template(resources: list[dict[str, Any]], kind: str, name: str) -> PodTe
     return found
 
 
-def worker_pods(resources: list[dict[str, Any]]) -> dict[str, PodTemplate]:
-    """Stage -> the pod that runs its worker (a Deployment's in dev, a ScaledJob's Jobs' in prod)."""
-    workers = {
-        pod.aperture_command.removeprefix("aperture-"): pod
-        for pod in pod_templates(resources)
-        if pod.aperture_command is not None and pod.aperture_command != "aperture-coordinator"
-    }
-    assert sorted(workers) == sorted(WORKER_STAGES)
+WorkerKey = tuple[Stage, MemoryClass]
+
+
+def worker_pods(resources: list[dict[str, Any]]) -> dict[WorkerKey, PodTemplate]:
+    """(stage, memory class) -> the pod that runs that worker (a Deployment's in dev, a ScaledJob's Jobs' in
+    prod). Every stage has one; imaging has one per class."""
+    workers: dict[WorkerKey, PodTemplate] = {}
+    for pod in pod_templates(resources):
+        if pod.aperture_command is None or pod.aperture_command == "aperture-coordinator":
+            continue
+        stage = Stage(pod.aperture_command.removeprefix("aperture-"))
+        worker = deployed_worker(pod.name, stage, plain_environment(resources, pod.container), None)
+        key = (stage, worker.memory_class)
+        assert key not in workers, f"{pod.name} and {workers[key].name} both run the {key} worker"
+        workers[key] = pod
+    assert {stage for stage, _ in workers} == set(Stage)
     return workers
 
 
@@ -314,7 +326,7 @@ def test_the_jobs_keda_starts_match_the_kubernetes_job_schema_strictly(
         }
         for scaled_job in of_kind(prod, "ScaledJob")
     ]
-    assert len(jobs) == len(WORKER_STAGES)
+    assert len(jobs) == len(worker_pods(prod))
 
     result = validate_strictly(jobs, tmp_path)
 
@@ -530,13 +542,15 @@ def test_dev_rabbitmq_honours_the_queues_own_consumer_timeout(dev: list[dict[str
 def test_keda_reads_the_queues_the_workers_consume(prod: list[dict[str, Any]]) -> None:
     scaled_jobs = {resource["metadata"]["name"]: resource for resource in of_kind(prod, "ScaledJob")}
     queues = set()
-    for stage, pod in worker_pods(prod).items():
+    workers = worker_pods(prod)
+    for (stage, memory_class), pod in workers.items():
         assert pod.kind == "ScaledJob"
         [trigger] = scaled_jobs[pod.name]["spec"]["triggers"]
         assert trigger["type"] == "rabbitmq"
         metadata = dict(trigger["metadata"])
         queue = metadata.pop("queueName")
-        assert queue == topology.job_queue(Stage(stage))
+        # The queue the worker consumes: its stage's, for its class (APERTURE_MEMORY_CLASS).
+        assert queue == topology.job_queue(stage, memory_class)
         # The job messages waiting (not those running Jobs hold), one Job per message.
         assert metadata == {"protocol": "amqp", "mode": "QueueLength", "value": "1"}
         queues.add(queue)
@@ -546,7 +560,23 @@ def test_keda_reads_the_queues_the_workers_consume(prod: list[dict[str, Any]]) -
             {"parameter": "host", "name": SECRET_NAME, "key": secret_references(pod.container)["APERTURE_AMQP_URL"][1]}
         ]
 
-    assert queues == {topology.job_queue(stage) for stage in Stage}
+    assert queues == {topology.job_queue(stage, memory_class) for stage, memory_class in workers}
+    assert {topology.job_queue(stage) for stage in Stage} <= queues
+
+
+def test_the_large_imaging_jobs_have_a_scaled_job_of_their_own(prod: list[dict[str, Any]]) -> None:
+    """The coordinator sends imaging jobs that need more memory to their own queue; KEDA must start large
+    pods for exactly those."""
+    workers = worker_pods(prod)
+    standard, large = workers[(Stage.IMAGING, MemoryClass.STANDARD)], workers[(Stage.IMAGING, MemoryClass.LARGE)]
+    [trigger] = find(prod, "ScaledJob", large.name)["spec"]["triggers"]
+    memory = {
+        pod.name: quantity_bytes(pod.container["resources"]["limits"]["memory"]) for pod in (standard, large)
+    }
+
+    assert large.name != standard.name
+    assert trigger["metadata"]["queueName"] == topology.job_queue(Stage.IMAGING, MemoryClass.LARGE)
+    assert memory[large.name] > memory[standard.name]
 
 
 def test_no_scale_down_can_stop_a_running_job(resources: list[dict[str, Any]], overlay: str) -> None:
@@ -578,7 +608,7 @@ def test_no_scale_down_can_stop_a_running_job(resources: list[dict[str, Any]], o
 
 def test_a_jobs_worker_takes_one_message_and_exits_when_done(prod: list[dict[str, Any]]) -> None:
     """Else a Job's worker would consume forever, and the Job never end."""
-    for stage, pod in worker_pods(prod).items():
+    for (stage, _), pod in worker_pods(prod).items():
         environment = plain_environment(prod, pod.container)
         assert environment["APERTURE_EXIT_AFTER_JOBS"] == "1"
         assert int(environment["APERTURE_EXIT_AFTER_IDLE_S"]) > 0
@@ -600,14 +630,32 @@ def test_the_scaled_jobs_are_generated_from_the_base_workers(
 
     assert result.returncode == 0, result.stdout + result.stderr
     # The Job's pod is the base's worker pod (dev runs the base's Deployments).
+    base_pods = worker_pods(dev)
+    assert set(worker_pods(prod)) == set(base_pods)
     for stage, job_pod in worker_pods(prod).items():
-        base_pod = worker_pods(dev)[stage]
+        base_pod = base_pods[stage]
         for field in ("command", "ports", "volumeMounts", "startupProbe", "livenessProbe", "readinessProbe"):
             assert job_pod.container[field] == base_pod.container[field], (stage, field)
         assert job_pod.container["securityContext"] == base_pod.container["securityContext"], stage
         for field in ("volumes", "securityContext", "terminationGracePeriodSeconds", "enableServiceLinks"):
             assert job_pod.spec[field] == base_pod.spec[field], (stage, field)
         assert job_pod.container["image"].split("/")[-1].split(":")[0] == base_pod.container["image"].split(":")[0]
+
+
+def test_every_memory_class_of_the_coordinator_has_workers_sized_for_it(resources: list[dict[str, Any]]) -> None:
+    """In prod the coordinator's figures must follow the sizes tools/deploy/worker_scaled_jobs.py gives."""
+    coordinator = pod_template(resources, "Deployment", "aperture-coordinator")
+    classes = coordinator_memory_classes(plain_environment(resources, coordinator.container))
+    workers = [
+        deployed_worker(
+            pod.name, stage, plain_environment(resources, pod.container),
+            quantity_bytes(pod.container["resources"]["limits"]["memory"]),
+        )
+        for (stage, _), pod in worker_pods(resources).items()
+    ]
+
+    assert set(classes) == set(MemoryClass)
+    assert memory_class_problems(classes, workers) == []
 
 
 def test_the_casa_watchdog_fires_before_the_kernel_oom_killer(resources: list[dict[str, Any]], overlay: str) -> None:
