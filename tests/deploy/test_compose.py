@@ -344,6 +344,8 @@ def test_prometheus_scrapes_every_aperture_service_and_rabbitmq_where_they_liste
     workers = {
         f"{stage}:{services[stage]['environment']['APERTURE_HTTP_PORT']}": {"stage": stage} for stage in STAGE_WORKERS
     }
+    large_port = services["imaging-large"]["environment"]["APERTURE_HTTP_PORT"]
+    workers[f"imaging-large:{large_port}"] = {"stage": "imaging"}  # a larger class of the same stage
     assert targets["aperture-worker"] == workers
     assert set(targets["rabbitmq"]) == {"rabbitmq:15692"}  # the official image enables rabbitmq_prometheus
 

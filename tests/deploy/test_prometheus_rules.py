@@ -62,12 +62,11 @@ def test_promtool_accepts_the_prometheus_configurations(promtool: str, config: P
 
 
 def test_the_local_stacks_configuration_has_the_compose_stacks_jobs_and_labels() -> None:
-    def jobs(config: Path) -> dict[str, list[dict[str, str]]]:
+    def jobs(config: Path) -> dict[str, set[tuple[tuple[str, str], ...]]]:
+        # Label sets, not targets: compose also runs a large-memory imaging worker, labelled as imaging.
         scrape_configs = yaml.safe_load(config.read_text())["scrape_configs"]
         return {
-            job["job_name"]: sorted(
-                (static.get("labels", {}) for static in job["static_configs"]), key=lambda labels: str(labels)
-            )
+            job["job_name"]: {tuple(sorted(static.get("labels", {}).items())) for static in job["static_configs"]}
             for job in scrape_configs
         }
 
