@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from aperture_calibration.handler import calibrate
-from aperture_calibration.plan import CalibrationOptions
+from aperture_calibration.plan import CalibrationOptions, SelfCalibrationOptions
 from aperture_contracts.events import CalibrationMode, CalibrationResult
 from aperture_contracts.jobs import CalibrationJob
 from aperture_contracts.metadata import MousMetadata
@@ -204,3 +204,20 @@ def test_a_faint_target_on_restored_data_gains_nothing_and_its_ms_passes_through
     # Nothing was applied to the MS itself: the rounds ran on a work copy, and no clearcal or split followed.
     tasks = {call.task for call in run.context.casa_calls}
     assert tasks <= {"flagdata", "mstransform", "tclean", "gaincal", "applycal"}
+
+
+def test_a_quick_image_over_the_pixel_limit_is_not_attempted_and_nothing_is_imaged(
+    restored_mous, module_store, tmp_path
+):
+    # What long baselines do to the quick image (~10,000 pixels out to the primary beam's 0.2 level on ALMA's
+    # widest configuration), here by lowering the limit below the galaxy's ~160 pixels.
+    paths = [Path(path) for path in restored_mous.measurement_sets]
+    options = CalibrationOptions(self_calibration=SelfCalibrationOptions(max_image_pixels=64))
+    run = run_handler(module_store, paths, restored_mous.metadata, tmp_path, "r3", options)
+
+    (record,) = run.result.self_calibration
+    assert record.outcome is SelfCalibrationOutcome.NOT_ATTEMPTED
+    assert record.reason.startswith("not attempted: the quick image would be "), record.reason
+    assert "over the 64 allowed (APERTURE_SELFCAL_MAX_IMAGE_PIXELS)" in record.reason
+    assert "tclean" not in {call.task for call in run.context.casa_calls}
+    assert run.result.measurement_sets == run.job.measurement_sets

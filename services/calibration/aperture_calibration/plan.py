@@ -57,6 +57,10 @@ class SelfCalibrationOptions(BaseModel):
     gaincal_min_snr: float = Field(2.0, gt=0, description="gaincal flags solutions below this SNR")
     niter: int = Field(1000, ge=1, description="clean iterations per quick image")
     nsigma: float = Field(4.0, gt=0, description="clean down to this many times the residual's rms")
+    # A long-baseline observation's quick image out to the primary beam's 0.2 level can be ~10,000 pixels
+    # across: gigabytes for each of tclean's images, on a worker sized for calibration. The data are
+    # imaged and checked by the imaging stage (with its size limits) without self-calibration instead.
+    max_image_pixels: int = Field(4096, ge=64, description="across; a larger quick image is not attempted")
 
 
 class CalibrationOptions(BaseModel):

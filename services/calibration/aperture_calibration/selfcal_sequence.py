@@ -173,6 +173,14 @@ def _self_calibrate_target(
         measurement_set=ms_name, target=target.name, outcome=SelfCalibrationOutcome.NOT_ATTEMPTED, reason="",
         data=data,
     )
+    if geometry.imsize > options.max_image_pixels:
+        record.reason = (
+            f"not attempted: the quick image would be {geometry.imsize} pixels across ({geometry.cell_arcsec:g} "
+            f"arcsec pixels out to the primary beam's 0.2 level), over the {options.max_image_pixels} allowed "
+            "(APERTURE_SELFCAL_MAX_IMAGE_PIXELS)"
+        )
+        record.duration_s = round(time.monotonic() - started, 1)
+        return record, []
     best = _image(vis, field_id, spw, "data", target_dir / f"{stem}.initial", geometry, options, calls)
     record.initial = record.final = best.figures
     refusal = attempt_decision(best.figures, geometry.timing, options)
