@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from aperture_contracts.campaigns import CampaignCreate, CampaignMember, CampaignState
-from aperture_contracts.enums import ErrorClass
+from aperture_contracts.enums import ErrorClass, Recipe
 from pydantic import ValidationError
 from rich.text import Text
 
@@ -109,6 +109,10 @@ def submit(
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", min=1, help="MOUS of the campaign processed at once, at most.")
     ] = 10,
+    recipe: Annotated[
+        Recipe,
+        typer.Option("--recipe", case_sensitive=False, help="What each run makes: full, or quicklook (continuum)."),
+    ] = Recipe.FULL,
     sample_per_category: Annotated[
         int | None,
         typer.Option(
@@ -119,7 +123,10 @@ def submit(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", metavar="KEY=VALUE", help="A parameter recorded with the campaign (repeatable)."),
+        typer.Option(
+            "--param", metavar="KEY=VALUE",
+            help="A run parameter for every job of the campaign (repeatable), e.g. size_limits={...}.",
+        ),
     ] = None,
     api: ApiUrlOption = DEFAULT_API_URL,
     token: TokenOption = None,
@@ -137,7 +144,7 @@ def submit(
         body = CampaignCreate(
             name=name, pipeline_version=pipeline_version, parameters=parameters_from(param or []),
             members=members_from_file(mous_list) if mous_list is not None else None,
-            manifest_key=manifest, scan_prefix=prefix, max_in_flight=max_in_flight,
+            manifest_key=manifest, scan_prefix=prefix, max_in_flight=max_in_flight, recipe=recipe,
             sample_per_category=sample_per_category,
         )
     except ValidationError as error:

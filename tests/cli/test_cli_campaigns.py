@@ -13,7 +13,7 @@ from aperture_cli.campaign_client import CampaignClient
 from aperture_cli.command_line import ExitCode
 from aperture_cli.errors import ApiError
 from aperture_contracts.campaigns import CampaignCreate, CampaignReport, MemberState
-from aperture_contracts.enums import ErrorClass, MousState, Stage
+from aperture_contracts.enums import ErrorClass, MousState, Recipe, Stage
 from aperture_coordinator.api import CoordinatorServices, create_app
 from aperture_coordinator.auth import ApiIdentity, Role
 from aperture_coordinator.campaigns import CampaignFeeder
@@ -101,9 +101,9 @@ def test_submit_prints_the_id_and_submitting_again_adds_nothing(site: Site, tmp_
     members = mous_list(tmp_path, site, 6)
 
     first = aperture(site, "submit", "cycle10", "--pipeline-version", "2026.1", "--mous-list", str(members),
-                     "--max-in-flight", "4", "--param", LIMITS)
+                     "--max-in-flight", "4", "--param", LIMITS, "--recipe", "quicklook")
     again = aperture(site, "submit", "cycle10", "--pipeline-version", "2026.1", "--mous-list", str(members),
-                     "--max-in-flight", "4", "--param", LIMITS)
+                     "--max-in-flight", "4", "--param", LIMITS, "--recipe", "quicklook")
 
     assert first.exit_code == 0, first
     campaign_id = first.stdout.strip()
@@ -115,6 +115,7 @@ def test_submit_prints_the_id_and_submitting_again_adds_nothing(site: Site, tmp_
     with CampaignClient(site.url, token=OPERATOR) as client:
         view = client.get_campaign(campaign_id)
     assert view.parameters == {"size_limits": {"max_cube_bytes": 1000000000}}
+    assert view.recipe is Recipe.QUICKLOOK
     assert load_mous(site.database, archive_mous_id(0)).state is MousState.RECEIVED
 
     listed = aperture(site, "list")
