@@ -26,12 +26,11 @@ from aperture_coordinator.campaigns import CampaignFeeder
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.state import Coordinator
 from support.asgi import serving
-from support.browser import PageRecord, headless_browser, record_page
+from support.browser import PageRecord, assert_clean, headless_browser, record_page, sign_in
 
 from .campaign_factories import ListingObjectStore, archive_key, archive_mous_id, play_workers
 from .conftest import make_settings
 from .factories import FakeClock, load_mous
-from .test_requests_web_ui import assert_clean, sign_in
 
 OPERATOR_TOKEN = "olga-token"
 USER_TOKEN = "carol-token"

@@ -25,7 +25,7 @@ from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
 from support.asgi import serving
-from support.browser import PageRecord, headless_browser, record_page
+from support.browser import PageRecord, assert_clean, headless_browser, record_page, sign_in
 
 from .factories import (
     MOUS_ID,
@@ -172,11 +172,6 @@ def page(open_page: OpenPage) -> tuple[Any, PageRecord]:
     return open_page(PAGE)
 
 
-def sign_in(page: Any, token: str) -> None:
-    page.get_by_label("API token").fill(token)
-    page.get_by_label("API token").dispatch_event("change")
-
-
 def fill_cube(row: Any, values: dict[str, str]) -> None:
     row.get_by_label("Spw").fill(values["spw"])
     row.get_by_label("Mode").select_option("velocity")
@@ -192,17 +187,6 @@ def fill_request(page: Any, *cubes: dict[str, str]) -> None:
         if index >= page.locator("#cubes > li").count():
             page.get_by_role("button", name="Add a cube").click()
         fill_cube(page.locator("#cubes > li").nth(index), values)
-
-
-def assert_clean(record: PageRecord, *expected_statuses: int) -> None:
-    """Nothing went wrong but the API answers the test asked for (Chromium logs each 4xx as a console error)."""
-    expected = tuple(f"the server responded with a status of {status}" for status in expected_statuses)
-    unexpected = [error for error in record.console_errors if not any(
-        reason in error for reason in expected)]
-    assert unexpected == [], unexpected
-    assert record.page_errors == [], record.page_errors
-    assert record.failed_requests == [], record.failed_requests
-    assert record.remote_requests == [], record.remote_requests
 
 
 def version_section(page: Any, request_id: str, version: int) -> Any:

@@ -101,3 +101,20 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def sign_in(page: Any, token: str) -> None:
+    """Type the API token into one of the coordinator's pages (they keep it for the session)."""
+    page.get_by_label("API token").fill(token)
+    page.get_by_label("API token").dispatch_event("change")
+
+
+def assert_clean(record: PageRecord, *expected_statuses: int) -> None:
+    """Nothing went wrong but the API answers the test asked for (Chromium logs each 4xx as a console error)."""
+    expected = tuple(f"the server responded with a status of {status}" for status in expected_statuses)
+    unexpected = [error for error in record.console_errors if not any(
+        reason in error for reason in expected)]
+    assert unexpected == [], unexpected
+    assert record.page_errors == [], record.page_errors
+    assert record.failed_requests == [], record.failed_requests
+    assert record.remote_requests == [], record.remote_requests
