@@ -29,8 +29,8 @@ class System:
         self.processes.append(process)
         return process
 
-    def start_worker(self, stage: str = "ingest") -> ServiceProcess:
-        process = stage_worker(stage, self.env, self.logs, index=len(self.processes)).start()
+    def start_worker(self, stage: str = "ingest", **extra_env: str) -> ServiceProcess:
+        process = stage_worker(stage, self.env, self.logs, index=len(self.processes), **extra_env).start()
         self.processes.append(process)
         return process
 

@@ -593,6 +593,42 @@ def fine_channels_scenario() -> Scenario:
     )
 
 
+def campaign_tiny_scenario(antenna_config: str = "alma.cycle10.3.cfg", n_antennas: int = 12,
+                           name: str = "campaign_tiny") -> Scenario:
+    """The default's sources on a small budget, for campaigns of many MOUS in tests: 12 antennas, one spw of
+    16 channels of 62.5 MHz (the CO spw's 1 GHz), 9 minutes. Its continuum image is ~100 pixels across;
+    the long-baseline variants below make the same observation's images far larger."""
+    base = default_scenario()
+    co_spw = base.spws[0].model_copy(update={"nchan": 16, "channel_width_hz": 62.5e6})
+    bandpass_cal, phase_cal, target = (plan.name for plan in base.fields)
+    return _validated(
+        base, name=name,
+        description=f"{n_antennas} antennas of {antenna_config}, band 6, 1 spw x 16 channels, 9 min; the "
+        "default's calibrators and galaxy",
+        antenna_config=antenna_config, n_antennas=n_antennas, spws=(co_spw,),
+        scans=(
+            ScanPlan(field=bandpass_cal, duration_s=60.0),
+            ScanPlan(field=phase_cal, duration_s=30.0),
+            ScanPlan(field=target, duration_s=120.0),
+            ScanPlan(field=phase_cal, duration_s=30.0),
+            ScanPlan(field=target, duration_s=120.0),
+            ScanPlan(field=phase_cal, duration_s=30.0),
+        ),
+    )
+
+
+def campaign_long_baselines_scenario() -> Scenario:
+    """campaign_tiny on 25 antennas of configuration 9 (~2.4 km at the 80th percentile): a continuum image
+    ~3000 pixels across (36 MB a plane), whose imaging needs a few times the memory of the tiny one's."""
+    return campaign_tiny_scenario("alma.cycle10.9.cfg", 25, "campaign_long_baselines")
+
+
+def campaign_widest_scenario() -> Scenario:
+    """campaign_tiny on all 43 antennas of configuration 10 (~9 km): images ~11000 pixels across (0.5 GB a
+    plane), 12 times more than the size cascade can take off a product of ~40 MB."""
+    return campaign_tiny_scenario("alma.cycle10.10.cfg", 43, "campaign_widest")
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "selfcal": selfcal_scenario,
     "default": default_scenario,
@@ -603,6 +639,9 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "bad_antenna": broken_antenna_scenario,
     "four_spw": four_spw_scenario,
     "fine_channels": fine_channels_scenario,
+    "campaign_tiny": campaign_tiny_scenario,
+    "campaign_long_baselines": campaign_long_baselines_scenario,
+    "campaign_widest": campaign_widest_scenario,
 }
 
 
