@@ -90,7 +90,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -115,15 +115,15 @@ def run_system(package: Path, workers: int, workdir: Path) -> SystemRun:
         "APERTURE_CASA_THREADS": "1",
         "APERTURE_LOG_JSON": "true",
     }
-    processes = [_start([str(BIN / "aperture-coordinator"), "serve"], env, run_dir / "coordinator.log")]
+    processes = [start_process([str(BIN / "aperture-coordinator"), "serve"], env, run_dir / "coordinator.log")]
     worker_logs = []
     for index, stage in enumerate([*SINGLE_STAGES, *[stage for stage in FAN_OUT_STAGES for _ in range(workers)]]):
         worker_env = {**env, "APERTURE_HTTP_PORT": str(free_port())}
         worker_logs.append(run_dir / f"{stage}-{index}.log")
-        processes.append(_start([str(BIN / f"aperture-{stage}")], worker_env, worker_logs[-1]))
+        processes.append(start_process([str(BIN / f"aperture-{stage}")], worker_env, worker_logs[-1]))
     try:
         with ApertureClient(f"http://127.0.0.1:{port}") as client:
-            _wait_for_api(client)
+            wait_for_api(client)
             time.sleep(5)  # let the workers connect (and warm up) before the clock starts
             submitted_at = datetime.now(UTC)
             mous_id = client.submit(package).summary.mous_id
@@ -146,7 +146,7 @@ def run_system(package: Path, workers: int, workdir: Path) -> SystemRun:
     return SystemRun(workers=workers, submitted_at=submitted_at, jobs=jobs, scratch_root=scratch_root)
 
 
-def _wait_for_api(client: ApertureClient) -> None:
+def wait_for_api(client: ApertureClient) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:
