@@ -71,6 +71,12 @@ bench: venv ## Scale-out benchmark: one MOUS with 1 and 2 imaging workers vs a s
 	$(STACK)/up.sh
 	$(BIN)/python $(ROOT)/tools/bench/scaleout.py
 
+.PHONY: bench-campaign
+bench-campaign: venv ## Campaign benchmark: MOUS/h of a full-recipe campaign, and the coordinator's cost per job event
+	$(STACK)/up.sh
+	$(BIN)/python $(ROOT)/tools/bench/campaign_throughput.py --mous 12 --recipe full
+	$(BIN)/python $(ROOT)/tools/bench/campaign_coordinator.py --mous 100 --in-flight 50 --database sqlite
+
 .PHONY: contracts
 contracts: venv ## Regenerate the JSON Schemas and the AsyncAPI document from the models
 	$(BIN)/python -m aperture_contracts.generate
