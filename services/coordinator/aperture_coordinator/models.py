@@ -135,6 +135,7 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("mous_id", "job_id"),
         Index(None, "state", "stage"),
+        Index(None, "mous_id", "run"),  # a run's jobs, read by every event and reconcile of its MOUS
     )
 
     pk: Mapped[int] = mapped_column(BigIntPk, primary_key=True, autoincrement=True)
