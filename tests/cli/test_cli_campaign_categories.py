@@ -3,26 +3,18 @@ real coordinator app served by uvicorn on a free port (SQLite, an in-memory stor
 workers through its own Coordinator on the same database, as test_cli_campaigns.py does."""
 
 import json
-import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aperture_cli.command_line import ExitCode
 from aperture_contracts.campaigns import CampaignReport
-from aperture_contracts.enums import ErrorClass, Stage
-from aperture_coordinator.api import CoordinatorServices, create_app
+from aperture_contracts.enums import ErrorClass
 from aperture_coordinator.auth import ApiIdentity, Role
-from aperture_coordinator.campaigns import CampaignFeeder
-from aperture_coordinator.db import Database, upgrade_database
-from aperture_coordinator.settings import CoordinatorSettings
-from aperture_coordinator.state import Coordinator
-from coordinator.campaign_factories import ListingObjectStore, archive_mous_id, fill_archive, play_workers
-from coordinator.factories import FakeClock
-from support.asgi import serving
-from support.cli import CliResult, run_aperture
+from campaign_site import Site, campaign_site
+from coordinator.campaign_factories import archive_mous_id, fill_archive
+from support.cli import CliResult
 
 OPERATOR = "operator-token"
 B6 = {"array": "12m", "band": 6, "spws": 4, "max_channels": 1920, "fields": 1, "size_bytes": 2 * 10**9}
@@ -32,41 +24,14 @@ KEY_B3 = "12m/B3/4spw/le128ch/mosaic/lt1GB"
 CORRUPT = "the package is not a tar archive: package the MS again"
 
 
-@dataclass(frozen=True)
-class Site:
-    url: str
-    database: Database
-    coordinator: Coordinator
-    clock: FakeClock
-    store: ListingObjectStore
-
-    def play(self, failures: dict[str, tuple[ErrorClass, str]] | None = None) -> None:
-        """Workers finish every job dispatched, then the feeder takes its next pass."""
-        play_workers(self.coordinator, self.database, self.clock, failures=failures)
-        CampaignFeeder(self.coordinator, self.store).feed()
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    settings = CoordinatorSettings(
-        database_url=f"sqlite:///{tmp_path / 'coordinator.db'}", enabled_stages=list(Stage), max_attempts=1,
-        api_tokens={OPERATOR: ApiIdentity(user="olga", role=Role.OPERATOR)}, upload_dir=tmp_path / "uploads",
-    )
-    upgrade_database(settings.database_url)
-    database = Database(settings.database_url)
-    clock = FakeClock()
-    coordinator = Coordinator(database, settings, clock=clock, rng=random.Random(7))
-    store = ListingObjectStore()
-    try:
-        with serving(create_app(settings, CoordinatorServices(database=database, coordinator=coordinator,
-                                                              store=store))) as url:
-            yield Site(url, database, coordinator, clock, store)
-    finally:
-        database.dispose()
+    with campaign_site(tmp_path, {OPERATOR: ApiIdentity(user="olga", role=Role.OPERATOR)}) as served:
+        yield served
 
 
 def aperture(site: Site, *args: str) -> CliResult:
-    return run_aperture("campaign", *args, env={"APERTURE_API_TOKEN": OPERATOR, "APERTURE_API_URL": site.url})
+    return site.campaign(*args, token=OPERATOR)
 
 
 def members_file(tmp_path: Path, site: Site) -> Path:

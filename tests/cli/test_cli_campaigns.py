@@ -3,9 +3,7 @@ in-memory store that lists prefixes). The test plays the workers through its own
 database, so the CLI goes through its real HTTP path (--api, --token, Problem bodies) with no fake between."""
 
 import json
-import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,69 +11,32 @@ from aperture_cli.campaign_client import CampaignClient
 from aperture_cli.command_line import ExitCode
 from aperture_cli.errors import ApiError
 from aperture_contracts.campaigns import CampaignCreate, CampaignReport, MemberState
-from aperture_contracts.enums import ErrorClass, MousState, Recipe, Stage
-from aperture_coordinator.api import CoordinatorServices, create_app
+from aperture_contracts.enums import ErrorClass, MousState, Recipe
 from aperture_coordinator.auth import ApiIdentity, Role
-from aperture_coordinator.campaigns import CampaignFeeder
-from aperture_coordinator.db import Database, upgrade_database
-from aperture_coordinator.settings import CoordinatorSettings
-from aperture_coordinator.state import Coordinator
+from campaign_site import Site, campaign_site
 from coordinator.campaign_factories import (
     ARCHIVE,
-    ListingObjectStore,
     archive_key,
     archive_mous_id,
     fill_archive,
-    play_workers,
 )
-from coordinator.factories import FakeClock, load_mous
-from support.asgi import serving
-from support.cli import CliResult, run_aperture
+from coordinator.factories import load_mous
+from support.cli import CliResult
 
 OPERATOR, ALICE = "operator-token", "alice-token"
 TOKENS = {OPERATOR: ApiIdentity(user="olga", role=Role.OPERATOR), ALICE: ApiIdentity(user="alice")}
 SLOW = "CASA ran past the ingest time limit of 3600 s"
 
 
-@dataclass(frozen=True)
-class Site:
-    """The served API and what the test drives behind it."""
-
-    url: str
-    database: Database
-    coordinator: Coordinator
-    clock: FakeClock
-    store: ListingObjectStore
-
-    def play(self, failures: dict[str, tuple[ErrorClass, str]] | None = None) -> None:
-        """Workers finish every job dispatched, then the feeder fills the room they left."""
-        play_workers(self.coordinator, self.database, self.clock, failures=failures)
-        CampaignFeeder(self.coordinator, self.store).feed()
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    settings = CoordinatorSettings(
-        database_url=f"sqlite:///{tmp_path / 'coordinator.db'}", enabled_stages=list(Stage), api_tokens=TOKENS,
-        max_attempts=1, upload_dir=tmp_path / "uploads",
-    )
-    upgrade_database(settings.database_url)
-    database = Database(settings.database_url)
-    clock = FakeClock()
-    coordinator = Coordinator(database, settings, clock=clock, rng=random.Random(7))
-    store = ListingObjectStore()
-    services = CoordinatorServices(database=database, coordinator=coordinator, store=store)
-    try:
-        with serving(create_app(settings, services)) as url:
-            yield Site(url, database, coordinator, clock, store)
-    finally:
-        database.dispose()
-
+    with campaign_site(tmp_path, TOKENS) as served:
+        yield served
 
 
 def aperture(site: Site, *args: str, token: str | None = OPERATOR) -> CliResult:
     """Run `aperture campaign ARGS --api URL [--token T]` in this process, untouched by the test's environment."""
-    return run_aperture("campaign", *args, env={"APERTURE_API_TOKEN": token, "APERTURE_API_URL": site.url})
+    return site.campaign(*args, token=token)
 
 
 def mous_list(tmp_path: Path, site: Site, count: int) -> Path:
