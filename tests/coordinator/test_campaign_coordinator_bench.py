@@ -59,6 +59,8 @@ def test_a_campaign_of_20_completes_and_its_figures_add_up(
     assert len(events) == 2 * tables["attempts"].rows == tables["processed_events"].rows
     assert tables["outbox"].rows == tables["attempts"].rows == sum(result.relay.handled)
     assert set(events.stages) == set(Stage)
+    assert events.kind(0) == (Stage.INGEST, "started") and events.kind(1) == (Stage.INGEST, "succeeded")
+    assert all(events.stages[i] == events.stages[i + 1] for i in range(0, len(events), 2)), "a job's two events"
     assert events.stages.count(Stage.EXPORT) == 2 * MEMBERS
     assert events.mous_done[-1] == MEMBERS - 1, "the last event is the last MOUS's export"
     assert sum(result.feed.handled) == MEMBERS

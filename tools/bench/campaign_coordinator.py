@@ -47,7 +47,7 @@ from typing import TypeVar
 import psycopg
 from aperture_contracts import topology
 from aperture_contracts.campaigns import CampaignCreate, CampaignMember, CampaignState, MemberState
-from aperture_contracts.enums import Recipe, Stage
+from aperture_contracts.enums import MousState, Recipe, Stage
 from aperture_contracts.events import JobSucceeded
 from aperture_contracts.ids import mous_key
 from aperture_contracts.jobs import JobMessage
@@ -56,7 +56,7 @@ from aperture_coordinator import campaigns
 from aperture_coordinator.campaigns import CampaignFeeder
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.events import decode_event
-from aperture_coordinator.models import Base
+from aperture_coordinator.models import Base, Job, Mous
 from aperture_coordinator.relay import OutboxRelay
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
@@ -113,7 +113,8 @@ class Calls:
 @dataclass
 class EventCalls:
     """Every event the coordinator applied: decoding it and applying it, timed apart, with the stage of its
-    job."""
+    job. They come in pairs, a job's JobStarted then its JobSucceeded: the fake workers answer each job
+    message so, one message after the other."""
 
     decode: Calls = field(default_factory=Calls)
     apply: Calls = field(default_factory=Calls)
@@ -128,6 +129,10 @@ class EventCalls:
     @property
     def mous_done(self) -> list[int]:
         return self.apply.mous_done
+
+    def kind(self, index: int) -> tuple[Stage, str]:
+        """What the event is: its job's stage, and whether it started or ended the job."""
+        return self.stages[index], "started" if index % 2 == 0 else "succeeded"
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,9 @@ class BenchResult:
 
     config: BenchConfig
     settings: SettingsUsed
-    jobs_per_mous: int  # as the planner planned the runs
+    complete: bool  # False: figures saved on the way, before the campaign completed
+    mous_completed: int  # MOUS whose run completed (the members follow at the feeder's next pass)
+    jobs_per_mous: int  # as the planner planned the completed runs
     wall_s: float  # the whole campaign, fake workers included
     members: dict[MemberState, int]
     events: EventCalls
@@ -193,7 +200,8 @@ class BenchResult:
 
     @property
     def completed(self) -> int:
-        return self.members[MemberState.COMPLETED]
+        """The MOUS the per-MOUS figures are of (on the way, the events of those in flight count too)."""
+        return max(1, self.mous_completed)
 
 
 def measure(call: Callable[[], T]) -> tuple[T, float, float]:
@@ -321,32 +329,44 @@ class CampaignRun:
 
 def run_bench(
     config: BenchConfig, database_url: str, *, log_path: Path | None = None,
-    progress: Callable[[int], None] = lambda done: None,
+    progress: Callable[["BenchResult"], None] | None = None,
 ) -> BenchResult:
-    """Run the campaign on an empty database at `database_url` (migrated here) and measure it. `progress`
-    hears the MOUS done at every tenth of the campaign; `log_path` is the coordinator's log, if written."""
+    """Run the campaign on an empty database at `database_url` (migrated here) and measure it. `progress`,
+    when given, gets the figures so far at every tenth of the campaign (so that a run stopped from outside
+    leaves them); `log_path` is the coordinator's log, if one is written."""
     settings = CoordinatorSettings(database_url=database_url, enabled_stages=list(Stage))
     upgrade_database(database_url)
     database = Database(database_url)
     try:
         empty_bytes = database_bytes(database)
         run = CampaignRun(config, database, settings)
+        started, paused = time.perf_counter(), 0.0
+
+        def figures(complete: bool) -> BenchResult:
+            """What was measured until now (the time taken to gather it is left out of the wall time)."""
+            nonlocal paused
+            gathering = time.perf_counter()
+            tables = table_figures(database)
+            mous_completed, jobs_per_mous = completed_runs(database)
+            result = BenchResult(
+                config=config, settings=SettingsUsed.of(settings), complete=complete, mous_completed=mous_completed,
+                jobs_per_mous=jobs_per_mous, wall_s=gathering - started - paused,
+                members=run.member_states(), events=run.events, ignored_events=run.ignored,
+                reconcile=run.reconcile, feed=run.feed, relay=run.relay_calls, empty_database_bytes=empty_bytes,
+                database_bytes=database_bytes(database), tables=tables,
+                server_cpu_s=postgres_backends_cpu_s(database),
+                log_bytes=log_path.stat().st_size if log_path is not None and log_path.exists() else None,
+            )
+            paused += time.perf_counter() - gathering
+            return result
+
         try:
             run.create()
             started = time.perf_counter()
-            run.run(progress)
-            wall = time.perf_counter() - started
+            run.run(lambda done: progress(figures(complete=False)) if progress is not None else None)
         finally:
             run.close()
-        tables = table_figures(database)
-        return BenchResult(
-            config=config, settings=SettingsUsed.of(settings), jobs_per_mous=round(tables["jobs"].rows / config.mous),
-            wall_s=wall,
-            members=run.member_states(), events=run.events, ignored_events=run.ignored, reconcile=run.reconcile,
-            feed=run.feed, relay=run.relay_calls, empty_database_bytes=empty_bytes,
-            database_bytes=database_bytes(database), tables=tables, server_cpu_s=postgres_backends_cpu_s(database),
-            log_bytes=log_path.stat().st_size if log_path is not None and log_path.exists() else None,
-        )
+        return figures(complete=True)
     finally:
         database.dispose()
 
@@ -386,6 +406,17 @@ def database_bytes(database: Database) -> int:
         raw.close()
     path = make_url(database.url).database
     return Path(path).stat().st_size if path else 0
+
+
+def completed_runs(database: Database) -> tuple[int, int]:
+    """The MOUS whose run completed, and the jobs per run (all of one shape: the planner's count for it)."""
+    with database.transaction() as session:
+        completed = session.scalar(select(func.count()).select_from(Mous).where(Mous.state == MousState.COMPLETED))
+        jobs = session.scalar(
+            select(func.count()).select_from(Job).join(Mous, Mous.id == Job.mous_id)
+            .where(Mous.state == MousState.COMPLETED)
+        )
+    return completed or 0, round((jobs or 0) / completed) if completed else 0
 
 
 def table_figures(database: Database) -> dict[str, Table]:
@@ -478,24 +509,33 @@ def tenths(values: list[float], mous_done: list[int]) -> Growth | None:
     )
 
 
-def stage_growth(events: EventCalls, stage: Stage) -> Growth | None:
-    indexes = [index for index in range(len(events)) if events.stages[index] == stage]
+def events_of_kinds(events: EventCalls) -> dict[tuple[Stage, str], list[int]]:
+    """The indexes of the events of each kind, in stage order."""
+    kinds: dict[tuple[Stage, str], list[int]] = {}
+    for index in range(len(events)):
+        kinds.setdefault(events.kind(index), []).append(index)
+    order = list(Stage)
+    return dict(sorted(kinds.items(), key=lambda item: (order.index(item[0][0]), item[0][1])))
+
+
+def kind_growth(events: EventCalls, indexes: list[int]) -> Growth | None:
     return tenths([events.cpu_s(index) for index in indexes], [events.mous_done[index] for index in indexes])
 
 
 def event_growth(events: EventCalls) -> Growth | None:
-    """The CPU per event (decode + apply), each stage compared with itself and weighted by its share of the
-    events, so that a campaign whose start is mostly ingests and whose end mostly exports does not pass for
-    growth."""
-    weights = {stage: events.stages.count(stage) / len(events) for stage in set(events.stages)}
-    stages = {stage: stage_growth(events, stage) for stage in weights}
-    measured = {stage: seen for stage, seen in stages.items() if seen is not None}
+    """The CPU per event (decode + apply), each kind of event (stage, started or ended) compared with itself
+    and weighted by its share of the events, so that a campaign whose start is mostly ingests and whose end
+    mostly exports does not pass for growth."""
+    kinds = events_of_kinds(events)
+    weights = {kind: len(indexes) / len(events) for kind, indexes in kinds.items()}
+    seen_by_kind = {kind: kind_growth(events, indexes) for kind, indexes in kinds.items()}
+    measured = {kind: seen for kind, seen in seen_by_kind.items() if seen is not None}
     if not measured:
         return None
-    total = sum(weights[stage] for stage in measured)
+    total = sum(weights[kind] for kind in measured)
 
     def weighted(value: Callable[[Growth], float]) -> float:
-        return sum(weights[stage] * value(seen) for stage, seen in measured.items()) / total
+        return sum(weights[kind] * value(seen) for kind, seen in measured.items()) / total
 
     return Growth(
         first_s=weighted(lambda seen: seen.first_s), last_s=weighted(lambda seen: seen.last_s),
@@ -559,7 +599,7 @@ def estimate(
     """Scale the measured costs to `mous` MOUS: as measured, or (`growing`) as they would be in the middle of
     that campaign were they to grow on linearly with the MOUS done, as between the first and last tenth here
     (the mean of a linearly growing cost is its middle value)."""
-    n = result.config.mous
+    n = result.completed
     interval = result.settings.reconcile_interval_s
     duration_s = mous / worker_mous_per_hour * 3600
     events = result.events
@@ -630,8 +670,11 @@ def print_growth(label: str, seen: Growth | None, unit: str) -> None:
 
 
 def print_measured(result: BenchResult) -> None:
-    config, n, events = result.config, result.config.mous, result.events
-    print(f"campaign: {n} MOUS, {config.recipe.value} recipe, {config.in_flight} in flight, "
+    config, n, events = result.config, result.completed, result.events
+    if not result.complete:
+        print(f"PARTIAL: figures saved on the way, {n} of {config.mous} MOUS completed (per-MOUS figures are per "
+              "completed MOUS, counting the work done so far on those in flight)")
+    print(f"campaign: {config.mous} MOUS, {config.recipe.value} recipe, {config.in_flight} in flight, "
           f"{result.settings.bulk_queued_per_stage} campaign jobs queued per stage at most; "
           f"{config.database} ({result.settings.driver})")
     print(f"MOUS shape: {config.shape.describe()}: {result.jobs_per_mous} jobs per run "
@@ -657,17 +700,14 @@ def print_measured(result: BenchResult) -> None:
     print("  longest reconcile passes: " + ", ".join(
         f"{1000 * result.reconcile.wall_s[i]:.0f} ms ({result.reconcile.handled[i]} MOUS)" for i in reversed(worst)))
 
-    print(f"\n  {'CPU ms per event, by stage':28}{'events':>8}{'mean':>9}{'p50 first':>11}{'p50 last':>10}"
-          f"{'ratio':>7}  (first/last: 10 % of the stage's events)")
-    for stage in Stage:
-        indexes = [i for i in range(len(events)) if events.stages[i] == stage]
-        if not indexes:
-            continue
-        seen = stage_growth(events, stage)
+    print(f"\n  {'CPU ms per event, by kind':28}{'events':>8}{'mean':>9}{'p50 first':>11}{'p50 last':>10}"
+          f"{'ratio':>7}  (first/last: 10 % of the kind's events)")
+    for (stage, kind), indexes in events_of_kinds(events).items():
+        seen = kind_growth(events, indexes)
         trend = f"{1000 * seen.first_s:>11.2f}{1000 * seen.last_s:>10.2f}{seen.ratio:>7.2f}" if seen else ""
-        print(f"  {stage.value:28}{len(indexes):>8}{1000 * statistics.fmean(events.cpu_s(i) for i in indexes):>9.2f}"
-              + trend)
-    print_growth("CPU per event (medians, each stage against itself, weighted by its share)", event_growth(events),
+        print(f"  {f'{stage.value} {kind}':28}{len(indexes):>8}"
+              f"{1000 * statistics.fmean(events.cpu_s(i) for i in indexes):>9.2f}{trend}")
+    print_growth("CPU per event (medians, each kind against itself, weighted by its share)", event_growth(events),
                  "per event")
     print_growth("reconcile CPU per MOUS looked at (medians)", reconcile_growth(result.reconcile), "per MOUS")
 
@@ -771,8 +811,11 @@ def main() -> int:
             handler.setStream(log_file)
     started = time.perf_counter()
 
-    def progress(done: int) -> None:
-        print(f"  {done} of {config.mous} MOUS done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    def progress(so_far: BenchResult) -> None:
+        print(f"  {so_far.completed} of {config.mous} MOUS done after {time.perf_counter() - started:.0f} s",
+              file=sys.stderr)
+        if args.save is not None:
+            args.save.write_bytes(RESULT.dump_json(so_far))
 
     try:
         with bench_database(config.database, workdir) as url:

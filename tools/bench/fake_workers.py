@@ -62,6 +62,7 @@ PNG = "image/png"
 SPW_BANDWIDTH_HZ = 1.875e9
 FIRST_SPW_HZ = 224.0e9  # band 6, spws 2 GHz apart
 ANTENNAS = 43  # a typical 12-m array configuration
+FITS_PREVIEWS = (PreviewRole.MOMENT0, PreviewRole.PEAK)  # the moment maps; the other previews are PNGs
 HIPS_FILES = 34  # a small image's HiPS to order 3 plus its viewer page, as the demo MOUS's
 
 # What a stage's job takes on real data of modest size (seconds): recorded, never waited for.
@@ -340,8 +341,8 @@ def _previews(job: PreviewsJob) -> Outcome:
     if image.kind == ImagingKind.CUBE:
         roles += [PreviewRole.MOMENT0, PreviewRole.MOMENT0_PNG, PreviewRole.PEAK, PreviewRole.PEAK_PNG,
                   PreviewRole.SPECTRUM_PNG]
-    files = [PreviewFile(role=role, file=_ref(f"{stem}.{role.value}", 90_000, FITS if role in (
-        PreviewRole.MOMENT0, PreviewRole.PEAK) else PNG)) for role in roles]
+    files = [PreviewFile(role=role, file=_ref(f"{stem}.{role.value}", 90_000, FITS if role in FITS_PREVIEWS else PNG))
+             for role in roles]
     outputs = [preview.file for preview in files]
     hips = None
     if image.kind == ImagingKind.CONT:  # the aggregate continuum gets a HiPS and its offline viewer
