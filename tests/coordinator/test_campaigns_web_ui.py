@@ -26,7 +26,7 @@ from aperture_coordinator.campaigns import CampaignFeeder
 from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.state import Coordinator
 from support.asgi import serving
-from support.browser import PageRecord, assert_clean, headless_browser, record_page, sign_in
+from support.browser import PageRecord, assert_clean, headless_browser, open_coordinator_page, sign_in
 
 from .campaign_factories import ListingObjectStore, archive_key, archive_mous_id, play_workers
 from .conftest import make_settings
@@ -145,11 +145,7 @@ def open_page(browser: Any, served: Served) -> Iterator[OpenPage]:
         if timers_stopped:
             opened.clock.install()
             opened.clock.pause_at(datetime.now(UTC) + timedelta(minutes=1))
-        record = record_page(opened)
-        response = opened.goto(served.url + path)
-        assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
-        opened.wait_for_selector("body[data-ready=true]")
-        return opened, record
+        return opened, open_coordinator_page(opened, served.url + path)
 
     try:
         yield open_at

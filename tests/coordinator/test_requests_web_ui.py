@@ -25,7 +25,7 @@ from aperture_coordinator.db import Database, upgrade_database
 from aperture_coordinator.settings import CoordinatorSettings
 from aperture_coordinator.state import Coordinator
 from support.asgi import serving
-from support.browser import PageRecord, assert_clean, headless_browser, record_page, sign_in
+from support.browser import PageRecord, assert_clean, headless_browser, open_coordinator_page, sign_in
 
 from .factories import (
     MOUS_ID,
@@ -153,11 +153,7 @@ def open_page(browser: Any, base_url: str) -> Iterator[OpenPage]:
         contexts.append(context)
         opened = context.new_page()
         opened.set_default_timeout(10_000)
-        record = record_page(opened)
-        response = opened.goto(base_url + path)
-        assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
-        opened.wait_for_selector("body[data-ready=true]")
-        return opened, record
+        return opened, open_coordinator_page(opened, base_url + path)
 
     try:
         yield open_at

@@ -118,3 +118,13 @@ def assert_clean(record: PageRecord, *expected_statuses: int) -> None:
     assert record.page_errors == [], record.page_errors
     assert record.failed_requests == [], record.failed_requests
     assert record.remote_requests == [], record.remote_requests
+
+
+def open_coordinator_page(page: Any, url: str) -> PageRecord:
+    """Load one of the coordinator's pages, recording what happens on it, once its script says it is ready;
+    every such page is served with its content security policy."""
+    record = record_page(page)
+    response = page.goto(url)
+    assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_selector("body[data-ready=true]")
+    return record
