@@ -58,10 +58,13 @@ async def test_a_casa_process_past_its_memory_limit_is_stopped_as_out_of_memory(
     assert caught.value.peak_memory_mb is not None and caught.value.peak_memory_mb > 1500
 
 
+# Once casatools is imported its own SIGSEGV handler prints a stack trace and exits 255; before, the signal
+# kills the process. Which one a step sees depends on how far the process's import got (seen under load).
+SEGFAULT = "killed by signal SIGSEGV|exited with code 255"
+
+
 async def test_a_crashing_step_is_a_casa_crash_naming_the_signal(tmp_path):
-    # Once casatools is imported its own SIGSEGV handler prints a stack trace and exits 255; before, the
-    # signal kills the process. Which one a step sees depends on how far the pooled process's import got.
-    with pytest.raises(CasaCrashed, match="killed by signal SIGSEGV|exited with code 255"):
+    with pytest.raises(CasaCrashed, match=SEGFAULT):
         await run_casa_step("support.casa_steps:crash", {}, workdir=tmp_path, time_limit_s=60, memory_limit_mb=4096)
 
 
@@ -190,7 +193,7 @@ async def test_a_pooled_process_is_replaced_after_a_failed_step(tmp_path):
             )
         assert _gone(first_pid), "a process whose step failed may hold CASA tools open: it is let go"
         second_pid = _idle_pid(pool)
-        with pytest.raises(CasaCrashed, match="SIGSEGV"):
+        with pytest.raises(CasaCrashed, match=SEGFAULT):
             await run_casa_step(
                 "support.casa_steps:crash", {}, workdir=tmp_path / "crashed", time_limit_s=60,
                 memory_limit_mb=4096, pool=pool,
